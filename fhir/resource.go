@@ -1,0 +1,243 @@
+package fhir
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Resource is one stored version of a resource. Body is the JSON exactly as
+// it is served; for a deleted version it is empty.
+type Resource struct {
+	Type        string
+	ID          string
+	Version     int64
+	LastUpdated time.Time
+	Deleted     bool
+	Body        []byte
+}
+
+// ETag is the weak entity tag FHIR uses for a version.
+func (r *Resource) ETag() string { return `W/"` + strconv.FormatInt(r.Version, 10) + `"` }
+
+// InstantFormat is how meta.lastUpdated is written: always UTC, microseconds,
+// so that stored text and database timestamps agree exactly.
+const InstantFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+// FormatInstant renders t as a FHIR instant in UTC.
+func FormatInstant(t time.Time) string { return t.UTC().Format(InstantFormat) }
+
+// Object is a JSON object whose members keep their order, so that a resource
+// can be re-stamped without decoding and re-encoding its content.
+type Object struct {
+	keys []string
+	vals []json.RawMessage
+}
+
+// ParseObject splits a JSON object into its members. Values stay raw bytes.
+func ParseObject(b []byte) (*Object, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, Errorf(KindInvalid, "body must be a JSON object")
+	}
+	o := &Object{}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return nil, Errorf(KindInvalid, "duplicate JSON property %q", key)
+		}
+		seen[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
+		}
+		o.keys = append(o.keys, key)
+		o.vals = append(o.vals, raw)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, Errorf(KindInvalid, "body has data after the JSON object")
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, Errorf(KindInvalid, "body has data after the JSON object")
+	}
+	return o, nil
+}
+
+// Get returns the raw value of member k.
+func (o *Object) Get(k string) (json.RawMessage, bool) {
+	for i, key := range o.keys {
+		if key == k {
+			return o.vals[i], true
+		}
+	}
+	return nil, false
+}
+
+// String returns member k when it is a JSON string.
+func (o *Object) String(k string) (string, bool) {
+	raw, ok := o.Get(k)
+	if !ok {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Set replaces member k or appends it.
+func (o *Object) Set(k string, v json.RawMessage) {
+	for i, key := range o.keys {
+		if key == k {
+			o.vals[i] = v
+			return
+		}
+	}
+	o.keys = append(o.keys, k)
+	o.vals = append(o.vals, v)
+}
+
+// Delete removes member k if present.
+func (o *Object) Delete(k string) {
+	for i, key := range o.keys {
+		if key == k {
+			o.keys = append(o.keys[:i], o.keys[i+1:]...)
+			o.vals = append(o.vals[:i], o.vals[i+1:]...)
+			return
+		}
+	}
+}
+
+// MoveFirst puts the named members first, in the given order.
+func (o *Object) MoveFirst(names ...string) {
+	keys := make([]string, 0, len(o.keys))
+	vals := make([]json.RawMessage, 0, len(o.vals))
+	for _, n := range names {
+		if v, ok := o.Get(n); ok {
+			keys = append(keys, n)
+			vals = append(vals, v)
+		}
+	}
+	for i, k := range o.keys {
+		first := false
+		for _, n := range names {
+			first = first || n == k
+		}
+		if !first {
+			keys = append(keys, k)
+			vals = append(vals, o.vals[i])
+		}
+	}
+	o.keys, o.vals = keys, vals
+}
+
+// Bytes encodes the object compactly.
+func (o *Object) Bytes() []byte {
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		_ = json.Compact(&buf, o.vals[i])
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
+}
+
+// Envelope reads resourceType and id from a resource body.
+func Envelope(body []byte) (resourceType, id string, err error) {
+	o, err := ParseObject(body)
+	if err != nil {
+		return "", "", err
+	}
+	resourceType, _ = o.String("resourceType")
+	if resourceType == "" {
+		return "", "", Errorf(KindInvalid, "resource has no resourceType")
+	}
+	id, _ = o.String("id")
+	return resourceType, id, nil
+}
+
+// Stamp returns body with id, meta.versionId and meta.lastUpdated set, the
+// order resourceType, id, meta first and everything else untouched.
+func Stamp(body []byte, id string, version int64, lastUpdated time.Time) ([]byte, error) {
+	o, err := ParseObject(body)
+	if err != nil {
+		return nil, err
+	}
+	meta := &Object{}
+	if raw, ok := o.Get("meta"); ok {
+		if meta, err = ParseObject(raw); err != nil {
+			return nil, Errorf(KindInvalid, "meta must be an object")
+		}
+	}
+	vid, _ := json.Marshal(strconv.FormatInt(version, 10))
+	lu, _ := json.Marshal(FormatInstant(lastUpdated))
+	meta.Set("versionId", vid)
+	meta.Set("lastUpdated", lu)
+	meta.MoveFirst("versionId", "lastUpdated")
+	idJSON, _ := json.Marshal(id)
+	o.Set("id", idJSON)
+	o.Set("meta", meta.Bytes())
+	o.MoveFirst("resourceType", "id", "meta")
+	return o.Bytes(), nil
+}
+
+// ValidID reports whether s is a legal FHIR id: 1-64 of [A-Za-z0-9-.].
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseVersion parses a version id as used in URLs and ETags.
+func ParseVersion(s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 {
+		return 0, Errorf(KindInvalid, "%q is not a valid version id", s)
+	}
+	return v, nil
+}
+
+// ParseETag reads a version out of W/"n" (or "n").
+func ParseETag(s string) (int64, error) {
+	t := s
+	if len(t) > 2 && (t[:2] == "W/" || t[:2] == "w/") {
+		t = t[2:]
+	}
+	if len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+		t = t[1 : len(t)-1]
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 1 {
+		return 0, Errorf(KindInvalid, "%s is not a valid ETag; expected W/\"<version>\"", fmt.Sprintf("%q", s))
+	}
+	return v, nil
+}

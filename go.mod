@@ -1,0 +1,3 @@
+module github.com/fhirserver/fhirserver
+
+go 1.26.8
