@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -178,29 +179,13 @@ func Envelope(body []byte) (resourceType, id string, err error) {
 	return resourceType, id, nil
 }
 
-// Stamp returns body with id, meta.versionId and meta.lastUpdated set, the
-// order resourceType, id, meta first and everything else untouched.
+// Stamp returns body with id, meta.versionId and meta.lastUpdated set.
 func Stamp(body []byte, id string, version int64, lastUpdated time.Time) ([]byte, error) {
-	o, err := ParseObject(body)
+	p, err := Prepare(body)
 	if err != nil {
 		return nil, err
 	}
-	meta := &Object{}
-	if raw, ok := o.Get("meta"); ok {
-		if meta, err = ParseObject(raw); err != nil {
-			return nil, Errorf(KindInvalid, "meta must be an object")
-		}
-	}
-	vid, _ := json.Marshal(strconv.FormatInt(version, 10))
-	lu, _ := json.Marshal(FormatInstant(lastUpdated))
-	meta.Set("versionId", vid)
-	meta.Set("lastUpdated", lu)
-	meta.MoveFirst("versionId", "lastUpdated")
-	idJSON, _ := json.Marshal(id)
-	o.Set("id", idJSON)
-	o.Set("meta", meta.Bytes())
-	o.MoveFirst("resourceType", "id", "meta")
-	return o.Bytes(), nil
+	return p.Stamp(id, version, lastUpdated), nil
 }
 
 // ValidID reports whether s is a legal FHIR id: 1-64 of [A-Za-z0-9-.].
@@ -240,4 +225,54 @@ func ParseETag(s string) (int64, error) {
 		return 0, Errorf(KindInvalid, "%s is not a valid ETag; expected W/\"<version>\"", fmt.Sprintf("%q", s))
 	}
 	return v, nil
+}
+
+// Prepared is a resource body parsed once for stamping and hashing.
+type Prepared struct {
+	obj  *Object
+	meta *Object
+	// Hash identifies the content regardless of id, versionId and
+	// lastUpdated, so that an update that changes nothing can be detected.
+	Hash []byte
+}
+
+// Prepare parses body and computes its content hash.
+func Prepare(body []byte) (*Prepared, error) {
+	o, err := ParseObject(body)
+	if err != nil {
+		return nil, err
+	}
+	meta := &Object{}
+	if raw, ok := o.Get("meta"); ok {
+		if meta, err = ParseObject(raw); err != nil {
+			return nil, Errorf(KindInvalid, "meta must be an object")
+		}
+	}
+	meta.Delete("versionId")
+	meta.Delete("lastUpdated")
+	o.Delete("id")
+	if len(meta.keys) > 0 {
+		o.Set("meta", meta.Bytes())
+	} else {
+		o.Delete("meta")
+	}
+	sum := sha256.Sum256(o.Bytes())
+	return &Prepared{obj: o, meta: meta, Hash: sum[:]}, nil
+}
+
+// Stamp renders the body with id, meta.versionId and meta.lastUpdated set,
+// resourceType, id and meta first and everything else in its original order.
+func (p *Prepared) Stamp(id string, version int64, lastUpdated time.Time) []byte {
+	meta := &Object{keys: append([]string(nil), p.meta.keys...), vals: append([]json.RawMessage(nil), p.meta.vals...)}
+	vid, _ := json.Marshal(strconv.FormatInt(version, 10))
+	lu, _ := json.Marshal(FormatInstant(lastUpdated))
+	meta.Set("versionId", vid)
+	meta.Set("lastUpdated", lu)
+	meta.MoveFirst("versionId", "lastUpdated")
+	o := &Object{keys: append([]string(nil), p.obj.keys...), vals: append([]json.RawMessage(nil), p.obj.vals...)}
+	idJSON, _ := json.Marshal(id)
+	o.Set("id", idJSON)
+	o.Set("meta", meta.Bytes())
+	o.MoveFirst("resourceType", "id", "meta")
+	return o.Bytes()
 }

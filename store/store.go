@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
@@ -106,4 +107,12 @@ type Store interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// GoneError carries the deleted version behind a KindGone error, so that a
+// 410 response can still name the version and time of the deletion.
+type GoneError struct{ Resource fhir.Resource }
+
+func (e *GoneError) Error() string {
+	return "deleted at version " + strconv.FormatInt(e.Resource.Version, 10)
 }

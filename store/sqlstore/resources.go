@@ -1,0 +1,285 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/store"
+	"github.com/google/uuid"
+)
+
+// Store implements store.Store on a Driver.
+type Store struct {
+	Driver Driver
+	// Now is the clock; tests replace it. Times are truncated to
+	// microseconds, the precision both databases keep.
+	Now func() time.Time
+	// NewID assigns ids on create.
+	NewID func() string
+}
+
+// New returns a Store on d with the real clock and random UUID ids.
+func New(d Driver) *Store {
+	return &Store{Driver: d, Now: time.Now, NewID: uuid.NewString}
+}
+
+var _ store.Store = (*Store)(nil)
+
+func (s *Store) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+const (
+	sqlSelectCurrentForWrite = `SELECT version, deleted, content_hash FROM resources WHERE tenant = $1 AND type = $2 AND id = $3`
+	sqlInsertResource        = `INSERT INTO resources (tenant, type, id, version, last_updated, deleted, content_hash, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, type, id) DO NOTHING`
+	sqlUpdateResource        = `UPDATE resources SET version = $4, last_updated = $5, deleted = $6, content_hash = $7, body = $8 WHERE tenant = $1 AND type = $2 AND id = $3`
+	sqlInsertHistory         = `INSERT INTO resource_history (tenant, type, id, version, last_updated, op, body) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	sqlRead                  = `SELECT version, last_updated, deleted, body FROM resources WHERE tenant = $1 AND type = $2 AND id = $3`
+	sqlVRead                 = `SELECT last_updated, op, body FROM resource_history WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4`
+)
+
+// current is the locked state of a resource inside a write transaction.
+type current struct {
+	exists  bool
+	version int64
+	deleted bool
+	hash    []byte
+}
+
+func (s *Store) lockCurrent(ctx context.Context, tx Querier, tenant, typ, id string) (current, error) {
+	var c current
+	err := tx.QueryRow(ctx, sqlSelectCurrentForWrite+s.Driver.ForUpdate(), tenant, typ, id).Scan(&c.version, &c.deleted, &c.hash)
+	if s.Driver.IsNoRows(err) {
+		return current{}, nil
+	}
+	if err != nil {
+		return current{}, fmt.Errorf("locking %s/%s: %w", typ, id, err)
+	}
+	c.exists = true
+	return c, nil
+}
+
+// errRetry means a concurrent writer created the same id first.
+var errRetry = errors.New("concurrent create, retry")
+
+// put writes a new version of typ/id inside tx. It returns the stored
+// resource, whether it counts as created, and whether anything changed.
+func (s *Store) put(ctx context.Context, tx Querier, tenant, typ, id string, p *fhir.Prepared, ifMatch int64) (*fhir.Resource, bool, bool, error) {
+	cur, err := s.lockCurrent(ctx, tx, tenant, typ, id)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if ifMatch != 0 && (!cur.exists || cur.version != ifMatch) {
+		return nil, false, false, preconditionFailed(typ, id, ifMatch, cur)
+	}
+	now := s.now()
+	if !cur.exists {
+		body := p.Stamp(id, 1, now)
+		n, err := tx.Exec(ctx, sqlInsertResource, tenant, typ, id, int64(1), micros(now), false, p.Hash, body)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("inserting %s/%s: %w", typ, id, err)
+		}
+		if n == 0 {
+			return nil, false, false, errRetry
+		}
+		if _, err := tx.Exec(ctx, sqlInsertHistory, tenant, typ, id, int64(1), micros(now), string(store.OpCreate), body); err != nil {
+			return nil, false, false, fmt.Errorf("recording history of %s/%s: %w", typ, id, err)
+		}
+		return &fhir.Resource{Type: typ, ID: id, Version: 1, LastUpdated: now, Body: body}, true, true, nil
+	}
+	if !cur.deleted && bytes.Equal(cur.hash, p.Hash) {
+		res, err := s.readIn(ctx, tx, tenant, typ, id)
+		return res, false, false, err
+	}
+	version := cur.version + 1
+	body := p.Stamp(id, version, now)
+	if _, err := tx.Exec(ctx, sqlUpdateResource, tenant, typ, id, version, micros(now), false, p.Hash, body); err != nil {
+		return nil, false, false, fmt.Errorf("updating %s/%s: %w", typ, id, err)
+	}
+	if _, err := tx.Exec(ctx, sqlInsertHistory, tenant, typ, id, version, micros(now), string(store.OpUpdate), body); err != nil {
+		return nil, false, false, fmt.Errorf("recording history of %s/%s: %w", typ, id, err)
+	}
+	return &fhir.Resource{Type: typ, ID: id, Version: version, LastUpdated: now, Body: body}, cur.deleted, true, nil
+}
+
+func preconditionFailed(typ, id string, want int64, cur current) error {
+	if !cur.exists {
+		return fhir.Errorf(fhir.KindPreconditionFailed, "If-Match W/\"%d\" given but %s/%s does not exist", want, typ, id)
+	}
+	return fhir.Errorf(fhir.KindPreconditionFailed, "version conflict: If-Match W/\"%d\" but the current version of %s/%s is %d", want, typ, id, cur.version)
+}
+
+// inTx runs fn in a write transaction, retrying when a concurrent create of
+// the same id got there first.
+func (s *Store) inTx(ctx context.Context, fn func(tx Querier) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.Driver.InTx(ctx, fn)
+		if (errors.Is(err, errRetry) || s.Driver.IsUniqueViolation(err)) && attempt < 3 {
+			continue
+		}
+		return err
+	}
+}
+
+func prepare(w store.Write) (*fhir.Prepared, error) {
+	if !fhir.ValidID(w.ID) {
+		return nil, fhir.Errorf(fhir.KindInvalid, "%q is not a valid resource id", w.ID)
+	}
+	return fhir.Prepare(w.Body)
+}
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, w store.Write) (*fhir.Resource, error) {
+	w.ID = s.NewID()
+	p, err := prepare(w)
+	if err != nil {
+		return nil, err
+	}
+	var res *fhir.Resource
+	err = s.inTx(ctx, func(tx Querier) error {
+		var err error
+		res, _, _, err = s.put(ctx, tx, w.Tenant, w.Type, w.ID, p, 0)
+		return err
+	})
+	return res, wrap(err, "creating a resource")
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, w store.Write) (*fhir.Resource, bool, error) {
+	p, err := prepare(w)
+	if err != nil {
+		return nil, false, err
+	}
+	var res *fhir.Resource
+	var created bool
+	err = s.inTx(ctx, func(tx Querier) error {
+		var err error
+		res, created, _, err = s.put(ctx, tx, w.Tenant, w.Type, w.ID, p, w.IfMatch)
+		return err
+	})
+	return res, created, wrap(err, "updating a resource")
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, d store.Delete) (*fhir.Resource, error) {
+	var res *fhir.Resource
+	err := s.inTx(ctx, func(tx Querier) error {
+		cur, err := s.lockCurrent(ctx, tx, d.Tenant, d.Type, d.ID)
+		if err != nil {
+			return err
+		}
+		if d.IfMatch != 0 && (!cur.exists || cur.version != d.IfMatch) {
+			return preconditionFailed(d.Type, d.ID, d.IfMatch, cur)
+		}
+		if !cur.exists || cur.deleted {
+			return nil
+		}
+		now := s.now()
+		version := cur.version + 1
+		if _, err := tx.Exec(ctx, sqlUpdateResource, d.Tenant, d.Type, d.ID, version, micros(now), true, nil, nil); err != nil {
+			return fmt.Errorf("deleting %s/%s: %w", d.Type, d.ID, err)
+		}
+		if _, err := tx.Exec(ctx, sqlInsertHistory, d.Tenant, d.Type, d.ID, version, micros(now), string(store.OpDelete), nil); err != nil {
+			return fmt.Errorf("recording history of %s/%s: %w", d.Type, d.ID, err)
+		}
+		res = &fhir.Resource{Type: d.Type, ID: d.ID, Version: version, LastUpdated: now, Deleted: true}
+		return nil
+	})
+	return res, wrap(err, "deleting a resource")
+}
+
+// Read implements store.Store.
+func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
+	res, err := s.readIn(ctx, s.Driver, tenant, typ, id)
+	return res, wrap(err, "reading a resource")
+}
+
+func (s *Store) readIn(ctx context.Context, q Querier, tenant, typ, id string) (*fhir.Resource, error) {
+	res := &fhir.Resource{Type: typ, ID: id}
+	var lu int64
+	err := q.QueryRow(ctx, sqlRead, tenant, typ, id).Scan(&res.Version, &lu, &res.Deleted, &res.Body)
+	if s.Driver.IsNoRows(err) {
+		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s/%s: %w", typ, id, err)
+	}
+	res.LastUpdated = fromMicros(lu)
+	if res.Deleted {
+		return nil, &fhir.Error{Kind: fhir.KindGone, Message: fmt.Sprintf("%s/%s was deleted", typ, id), Err: &store.GoneError{Resource: *res}}
+	}
+	return res, nil
+}
+
+// VRead implements store.Store.
+func (s *Store) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
+	res := &fhir.Resource{Type: typ, ID: id, Version: version}
+	var lu int64
+	var op string
+	err := s.Driver.QueryRow(ctx, sqlVRead, tenant, typ, id, version).Scan(&lu, &op, &res.Body)
+	if s.Driver.IsNoRows(err) {
+		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s has no version %d", typ, id, version)
+	}
+	if err != nil {
+		return nil, wrap(fmt.Errorf("reading %s/%s version %d: %w", typ, id, version, err), "reading a version")
+	}
+	res.LastUpdated = fromMicros(lu)
+	if store.Op(op) == store.OpDelete {
+		res.Deleted = true
+		return nil, &fhir.Error{Kind: fhir.KindGone, Message: fmt.Sprintf("version %d of %s/%s is a deletion", version, typ, id), Err: &store.GoneError{Resource: *res}}
+	}
+	return res, nil
+}
+
+// Import implements store.Store.
+func (s *Store) Import(ctx context.Context, tenant string, ws []store.Write) (store.ImportResult, error) {
+	prepared := make([]*fhir.Prepared, len(ws))
+	for i, w := range ws {
+		p, err := prepare(w)
+		if err != nil {
+			return store.ImportResult{}, fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
+		}
+		prepared[i] = p
+	}
+	var result store.ImportResult
+	err := s.inTx(ctx, func(tx Querier) error {
+		result = store.ImportResult{}
+		for i, w := range ws {
+			_, created, changed, err := s.put(ctx, tx, tenant, w.Type, w.ID, prepared[i], 0)
+			if err != nil {
+				return err
+			}
+			switch {
+			case created:
+				result.Created++
+			case changed:
+				result.Updated++
+			default:
+				result.Unchanged++
+			}
+		}
+		return nil
+	})
+	return result, wrap(err, "importing resources")
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.Driver.Ping(ctx) }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.Driver.Close() }
+
+// wrap passes *fhir.Error through and turns anything else into an internal
+// error whose cause is logged but never shown.
+func wrap(err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fhir.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fhir.Internal(doing, err)
+}

@@ -1,0 +1,52 @@
+// Package sqlstore is what the SQL backends share: the statements and the
+// versioning logic of store.Store, written once against a small driver
+// interface. store/postgres and store/sqlite adapt their drivers to it.
+package sqlstore
+
+import (
+	"context"
+	"time"
+)
+
+// Row is a single-row result.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Rows is a multi-row result; Close must be called.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Querier runs statements; both a transaction and the read pool are one.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (rowsAffected int64, err error)
+	QueryRow(ctx context.Context, sql string, args ...any) Row
+	Query(ctx context.Context, sql string, args ...any) (Rows, error)
+}
+
+// Driver is what a backend provides. SQL is written with $n placeholders;
+// a driver rewrites them if its database wants another style.
+type Driver interface {
+	Querier // reads outside a transaction
+	// InTx runs fn in a write transaction, committing when fn returns nil.
+	InTx(ctx context.Context, fn func(tx Querier) error) error
+	// IsNoRows reports whether err means a QueryRow found nothing.
+	IsNoRows(err error) bool
+	// IsUniqueViolation reports whether err is a primary/unique key clash.
+	IsUniqueViolation(err error) bool
+	// ForUpdate is the row-locking suffix for a SELECT inside InTx ("" where
+	// the transaction already serialises writers).
+	ForUpdate() string
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// micros converts a time to the stored representation.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros converts a stored time back.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
