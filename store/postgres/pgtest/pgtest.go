@@ -175,7 +175,11 @@ func (c *Cluster) start() error {
 			return err
 		}
 		// The port goes on the command line rather than into
-		// postgresql.conf so that a retry can pick another.
+		// postgresql.conf so that a retry can pick another; each attempt
+		// gets a fresh log so that its failure is judged on its own.
+		if err := os.Remove(c.logFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pgtest: removing old server log: %w", err)
+		}
 		out, err = c.run(filepath.Join(c.bin, "pg_ctl"), "start", "-D", c.dataDir, "-l", c.logFile,
 			"-w", "-t", strconv.Itoa(int(startTimeout/time.Second)), "-o", "-p "+strconv.Itoa(c.port))
 		if err == nil {
