@@ -67,9 +67,18 @@ var errRetry = errors.New("concurrent create, retry")
 // put writes a new version of typ/id inside tx. It returns the stored
 // resource, whether it counts as created, and whether anything changed.
 func (s *Store) put(ctx context.Context, tx Querier, tenant, typ, id string, p *fhir.Prepared, ifMatch int64) (*fhir.Resource, bool, bool, error) {
-	cur, err := s.lockCurrent(ctx, tx, tenant, typ, id)
-	if err != nil {
-		return nil, false, false, err
+	return s.putOver(ctx, tx, tenant, typ, id, p, ifMatch, false)
+}
+
+// putOver is put; fresh says the id was just generated, so there is no
+// current version to lock (the insert still guards against a clash).
+func (s *Store) putOver(ctx context.Context, tx Querier, tenant, typ, id string, p *fhir.Prepared, ifMatch int64, fresh bool) (*fhir.Resource, bool, bool, error) {
+	var cur current
+	if !fresh {
+		var err error
+		if cur, err = s.lockCurrent(ctx, tx, tenant, typ, id); err != nil {
+			return nil, false, false, err
+		}
 	}
 	if ifMatch != 0 && (!cur.exists || cur.version != ifMatch) {
 		return nil, false, false, preconditionFailed(typ, id, ifMatch, cur)
@@ -140,7 +149,7 @@ func (s *Store) Create(ctx context.Context, w store.Write) (*fhir.Resource, erro
 	var res *fhir.Resource
 	err = s.inTx(ctx, func(tx Querier) error {
 		var err error
-		res, _, _, err = s.put(ctx, tx, w.Tenant, w.Type, w.ID, p, 0)
+		res, _, _, err = s.putOver(ctx, tx, w.Tenant, w.Type, w.ID, p, 0, true)
 		return err
 	})
 	return res, wrap(err, "creating a resource")

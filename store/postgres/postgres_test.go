@@ -1,0 +1,29 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/fhirserver/fhirserver/store"
+	"github.com/fhirserver/fhirserver/store/postgres"
+	"github.com/fhirserver/fhirserver/store/postgres/pgtest"
+	"github.com/fhirserver/fhirserver/store/storetest"
+)
+
+var pg pgtest.Harness
+
+func TestMain(m *testing.M) { os.Exit(pg.RunMain(m)) }
+
+func opener(t *testing.T) func(t *testing.T) store.Store {
+	url := pg.NewDatabase(t)
+	return func(t *testing.T) store.Store {
+		s, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func TestContract(t *testing.T) { storetest.Run(t, opener) }
