@@ -139,9 +139,16 @@ func (d *driver) InTx(ctx context.Context, fn func(tx sqlstore.Querier) error) e
 
 func (d *driver) IsNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
-func (d *driver) IsUniqueViolation(err error) bool {
+func (d *driver) IsRetryable(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40P01", "40001": // unique_violation, deadlock_detected, serialization_failure
+		return true
+	}
+	return false
 }
 
 func (d *driver) ForUpdate() string { return " FOR UPDATE" }

@@ -27,3 +27,13 @@ func opener(t *testing.T) func(t *testing.T) store.Store {
 }
 
 func TestContract(t *testing.T) { storetest.Run(t, opener) }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := postgres.Open(context.Background(), pg.NewDatabase(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}

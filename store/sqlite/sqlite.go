@@ -156,7 +156,7 @@ func (d *driver) InTx(ctx context.Context, fn func(tx sqlstore.Querier) error) e
 
 func (d *driver) IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
-func (d *driver) IsUniqueViolation(err error) bool {
+func (d *driver) IsRetryable(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE

@@ -22,3 +22,13 @@ func TestContract(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "fhir.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}

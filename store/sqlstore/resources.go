@@ -125,7 +125,7 @@ func preconditionFailed(typ, id string, want int64, cur current) error {
 func (s *Store) inTx(ctx context.Context, fn func(tx Querier) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.Driver.InTx(ctx, fn)
-		if (errors.Is(err, errRetry) || s.Driver.IsUniqueViolation(err)) && attempt < 3 {
+		if (errors.Is(err, errRetry) || s.Driver.IsRetryable(err)) && attempt < 5 {
 			continue
 		}
 		return err
@@ -240,38 +240,6 @@ func (s *Store) VRead(ctx context.Context, tenant, typ, id string, version int64
 		return nil, &fhir.Error{Kind: fhir.KindGone, Message: fmt.Sprintf("version %d of %s/%s is a deletion", version, typ, id), Err: &store.GoneError{Resource: *res}}
 	}
 	return res, nil
-}
-
-// Import implements store.Store.
-func (s *Store) Import(ctx context.Context, tenant string, ws []store.Write) (store.ImportResult, error) {
-	prepared := make([]*fhir.Prepared, len(ws))
-	for i, w := range ws {
-		p, err := prepare(w)
-		if err != nil {
-			return store.ImportResult{}, fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
-		}
-		prepared[i] = p
-	}
-	var result store.ImportResult
-	err := s.inTx(ctx, func(tx Querier) error {
-		result = store.ImportResult{}
-		for i, w := range ws {
-			_, created, changed, err := s.put(ctx, tx, tenant, w.Type, w.ID, prepared[i], 0)
-			if err != nil {
-				return err
-			}
-			switch {
-			case created:
-				result.Created++
-			case changed:
-				result.Updated++
-			default:
-				result.Unchanged++
-			}
-		}
-		return nil
-	})
-	return result, wrap(err, "importing resources")
 }
 
 // Ping implements store.Store.

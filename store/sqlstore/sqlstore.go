@@ -36,8 +36,10 @@ type Driver interface {
 	InTx(ctx context.Context, fn func(tx Querier) error) error
 	// IsNoRows reports whether err means a QueryRow found nothing.
 	IsNoRows(err error) bool
-	// IsUniqueViolation reports whether err is a primary/unique key clash.
-	IsUniqueViolation(err error) bool
+	// IsRetryable reports whether a transaction failed only because of a
+	// concurrent one (key clash, deadlock, serialisation failure), so that
+	// running it again may succeed.
+	IsRetryable(err error) bool
 	// ForUpdate is the row-locking suffix for a SELECT inside InTx ("" where
 	// the transaction already serialises writers).
 	ForUpdate() string
