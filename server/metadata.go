@@ -1,0 +1,107 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/fhirserver/fhirserver/fhir"
+)
+
+// The CapabilityStatement types hold only what this server states; each
+// statement must stay true of the handlers registered in fhirRoutes.
+type capabilityStatement struct {
+	ResourceType   string            `json:"resourceType"`
+	Status         string            `json:"status"`
+	Date           string            `json:"date"`
+	Kind           string            `json:"kind"`
+	Software       capSoftware       `json:"software"`
+	Implementation capImplementation `json:"implementation"`
+	FHIRVersion    string            `json:"fhirVersion"`
+	Format         []string          `json:"format"`
+	Rest           []capRest         `json:"rest"`
+}
+
+type capSoftware struct {
+	Name string `json:"name"`
+}
+
+type capImplementation struct {
+	Description string `json:"description"`
+	URL         string `json:"url"`
+}
+
+type capRest struct {
+	Mode        string           `json:"mode"`
+	Resource    []capResource    `json:"resource"`
+	Interaction []capInteraction `json:"interaction"`
+}
+
+type capInteraction struct {
+	Code string `json:"code"`
+}
+
+type capResource struct {
+	Type              string           `json:"type"`
+	Interaction       []capInteraction `json:"interaction"`
+	Versioning        string           `json:"versioning"`
+	ReadHistory       bool             `json:"readHistory"`
+	UpdateCreate      bool             `json:"updateCreate"`
+	ConditionalCreate bool             `json:"conditionalCreate"`
+	ConditionalRead   string           `json:"conditionalRead"`
+	ConditionalUpdate bool             `json:"conditionalUpdate"`
+	ConditionalDelete string           `json:"conditionalDelete"`
+}
+
+// capability builds the CapabilityStatement for a tenant's base URL.
+func (h *Handler) capability(base string) []byte {
+	interactions := []capInteraction{
+		{"read"}, {"vread"}, {"update"}, {"delete"},
+		{"history-instance"}, {"history-type"}, {"create"},
+	}
+	resources := make([]capResource, 0, len(h.typeList))
+	for _, t := range h.typeList {
+		resources = append(resources, capResource{
+			Type:        t,
+			Interaction: interactions,
+			// versionId is kept and If-Match makes updates and deletes
+			// version-aware, which is what versioned-update states.
+			Versioning:        "versioned-update",
+			ReadHistory:       true,
+			UpdateCreate:      true,
+			ConditionalCreate: false,
+			ConditionalRead:   "not-supported",
+			ConditionalUpdate: false,
+			ConditionalDelete: "not-supported",
+		})
+	}
+	cs := capabilityStatement{
+		ResourceType: "CapabilityStatement",
+		Status:       "active",
+		// The statement describes this running server, so it dates from
+		// when the server was set up.
+		Date:           fhir.FormatInstant(h.started),
+		Kind:           "instance",
+		Software:       capSoftware{Name: "fhirserver"},
+		Implementation: capImplementation{Description: "FHIR R4 server", URL: base},
+		FHIRVersion:    "4.0.1",
+		Format:         []string{"json", "application/fhir+json", "application/json"},
+		Rest: []capRest{{
+			Mode:        "server",
+			Resource:    resources,
+			Interaction: []capInteraction{{"history-system"}},
+		}},
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		// Only fixed types and strings go in; this cannot happen.
+		panic(err)
+	}
+	return b
+}
+
+// metadata: GET B/fhir/metadata, public so that clients can discover the
+// server before they authenticate.
+func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
+	t := h.tenantFrom(r.Context())
+	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, h.capability(t.base))
+}

@@ -1,0 +1,273 @@
+// Package server is the HTTP face of the FHIR server: the chi router, the
+// middleware every request passes through (request id, access log, panic
+// recovery, body limit), and the FHIR REST interactions on B/fhir. Responses
+// are written from the stored bytes of each resource; the only place that
+// turns an error into a status and an OperationOutcome is writeError.
+//
+// server is the only package that imports chi.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/store"
+)
+
+// Store is the part of store.Store the REST interactions use. It is declared
+// here, by its consumer, so that tests and later decorators (access rules,
+// metrics) only need these methods.
+type Store interface {
+	Create(ctx context.Context, w store.Write) (*fhir.Resource, error)
+	Update(ctx context.Context, w store.Write) (res *fhir.Resource, created bool, err error)
+	Delete(ctx context.Context, d store.Delete) (*fhir.Resource, error)
+	Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error)
+	VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error)
+	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
+	Ping(ctx context.Context) error
+}
+
+// Validator checks a resource body against the FHIR R4 definitions before it
+// is stored. It returns a *fhir.Error of KindInvalid that names the problem.
+type Validator interface {
+	Validate(resourceType string, body []byte) error
+}
+
+// AuthMode says how requests to B/fhir are authenticated.
+type AuthMode string
+
+const (
+	// AuthNone serves every request without credentials, for local
+	// development only.
+	AuthNone AuthMode = "none"
+)
+
+// DefaultMaxBody is the request body limit when Deps.MaxBody is zero.
+const DefaultMaxBody int64 = 32 << 20
+
+// Deps is everything the router needs. Store, BaseURL and ResourceTypes are
+// required; the rest have defaults.
+type Deps struct {
+	Store Store
+	// Validator checks bodies of create and update. Nil means structure
+	// checks only (valid JSON object, resourceType and id).
+	Validator Validator
+	// Logger receives the access log and internal errors. Nil discards.
+	Logger *slog.Logger
+	// BaseURL is the public base B (scheme, host, optional path, no query),
+	// e.g. http://localhost:8080. Location headers and Bundle links are
+	// absolute URLs under B/fhir.
+	BaseURL string
+	// MaxBody limits request bodies in bytes; larger bodies get 413.
+	// Zero means DefaultMaxBody.
+	MaxBody int64
+	// AuthMode selects authentication on B/fhir; empty means AuthNone until
+	// bearer tokens are implemented. Any other mode is refused by NewRouter,
+	// so that a server asked for authentication never runs without it.
+	AuthMode AuthMode
+	// ResourceTypes are the resource types served at B/fhir/{type}; any other
+	// type in a URL is answered with 404. It is the generated R4 list in
+	// production, passed in so that this package holds no hand-typed list.
+	ResourceTypes []string
+}
+
+// Handler holds the dependencies of the REST interactions; its methods are
+// the HTTP handlers. Build one with NewRouter.
+type Handler struct {
+	store     Store
+	validator Validator
+	log       *slog.Logger
+	base      string // BaseURL without a trailing slash
+	maxBody   int64
+	auth      AuthMode
+	types     map[string]bool
+	typeList  []string // served types in the order given, for metadata
+	started   time.Time
+	root      *chi.Mux // to compute Allow for 405 answers
+}
+
+// NewRouter checks deps and returns the HTTP handler for the whole server:
+// /healthz, /readyz and the FHIR API under /fhir.
+func NewRouter(deps Deps) (http.Handler, error) {
+	h, err := newHandler(deps)
+	if err != nil {
+		return nil, err
+	}
+	return h.routes(), nil
+}
+
+func newHandler(deps Deps) (*Handler, error) {
+	if deps.Store == nil {
+		return nil, errors.New("server: Deps.Store is required")
+	}
+	base, err := parseBaseURL(deps.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if len(deps.ResourceTypes) == 0 {
+		return nil, errors.New("server: Deps.ResourceTypes is empty")
+	}
+	auth := deps.AuthMode
+	if auth == "" {
+		auth = AuthNone
+	}
+	if auth != AuthNone {
+		return nil, fmt.Errorf("server: auth mode %q is not implemented", auth)
+	}
+	maxBody := deps.MaxBody
+	if maxBody == 0 {
+		maxBody = DefaultMaxBody
+	}
+	if maxBody < 0 {
+		return nil, fmt.Errorf("server: MaxBody %d is negative", maxBody)
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	types := make(map[string]bool, len(deps.ResourceTypes))
+	var list []string
+	for _, t := range deps.ResourceTypes {
+		if !validTypeName(t) {
+			return nil, fmt.Errorf("server: %q is not a resource type name", t)
+		}
+		if !types[t] {
+			types[t] = true
+			list = append(list, t)
+		}
+	}
+	return &Handler{
+		store:     deps.Store,
+		validator: deps.Validator,
+		log:       logger,
+		base:      base,
+		maxBody:   maxBody,
+		auth:      auth,
+		types:     types,
+		typeList:  list,
+		started:   time.Now().UTC(),
+	}, nil
+}
+
+func parseBaseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("server: base URL %q must be an absolute http(s) URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("server: base URL %q must not have credentials, a query or a fragment", s)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// validTypeName is the shape of a FHIR resource type name. It guards the
+// configured list; membership of the list decides what is served.
+func validTypeName(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// routes registers every route. Groups follow who may call them: health
+// checks and metadata are public; the REST interactions sit behind
+// h.authenticate. The FHIR routes are registered by fhirRoutes on a
+// sub-router whose middleware fixes the tenant, so that a tenant mount
+// (/fhir/{tenant}) can reuse them with a different tenant resolver.
+func (h *Handler) routes() http.Handler {
+	r := chi.NewRouter()
+	h.root = r
+	r.Use(h.requestID, h.logAndRecover, h.limitBody, middleware.GetHead)
+	r.NotFound(h.notFound)
+	r.MethodNotAllowed(h.methodNotAllowed)
+
+	r.Get("/healthz", h.healthz)
+	r.Get("/readyz", h.readyz)
+
+	r.Route("/fhir", func(r chi.Router) {
+		r.Use(h.withTenant(store.DefaultTenant, h.base+"/fhir"))
+		h.fhirRoutes(r)
+	})
+	return r
+}
+
+// fhirRoutes registers the FHIR REST API relative to a tenant's base.
+func (h *Handler) fhirRoutes(r chi.Router) {
+	r.Use(h.negotiate)
+	// Public: a client reads the CapabilityStatement before it has a token.
+	r.Get("/metadata", h.metadata)
+	// Everything else needs a caller once authentication exists.
+	r.Group(func(r chi.Router) {
+		r.Use(h.authenticate)
+		r.Get("/_history", h.historySystem)
+		r.Get("/{type}", h.search)
+		r.Post("/{type}", h.create)
+		r.Get("/{type}/_history", h.historyType)
+		r.Get("/{type}/{id}", h.read)
+		r.Put("/{type}/{id}", h.update)
+		r.Delete("/{type}/{id}", h.delete)
+		r.Get("/{type}/{id}/_history", h.historyInstance)
+		r.Get("/{type}/{id}/_history/{vid}", h.vread)
+	})
+}
+
+// authenticate is where bearer-token validation goes (AuthMode smart): it
+// will resolve the caller and put it in the context, or answer 401. With
+// AuthNone every request passes; newHandler refuses other modes until then.
+func (h *Handler) authenticate(next http.Handler) http.Handler {
+	return next
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// readyz answers 503 while the database does not answer, so that a load
+// balancer stops sending traffic; the cause goes to the log only.
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := h.store.Ping(ctx); err != nil {
+		h.log.WarnContext(r.Context(), "readiness check failed",
+			"request_id", requestIDFrom(r.Context()), "error", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "database unavailable\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// NewHTTPServer wraps h in an http.Server with timeouts, so that slow or idle
+// clients cannot hold connections forever. Shutdown is the caller's: nothing
+// here starts goroutines or holds connections beyond a request.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// A full 32 MiB body needs about 2.3 Mbit/s to arrive in two minutes.
+		ReadTimeout: 2 * time.Minute,
+		// Large history pages and (later) exports take a while to write.
+		WriteTimeout: 5 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+	}
+}
