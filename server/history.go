@@ -215,7 +215,11 @@ func writeHistoryEntry(b *bytes.Buffer, base string, v *store.Version) {
 	b.WriteString(`}}`)
 }
 
+// writeJSONString writes s as a JSON string. HTML escaping is off so that
+// links read as URLs ("&", not "\u0026").
 func writeJSONString(b *bytes.Buffer, s string) {
-	enc, _ := json.Marshal(s)
-	b.Write(enc)
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)       // a string always encodes
+	b.Truncate(b.Len() - 1) // Encode ends with a newline
 }

@@ -312,8 +312,8 @@ func TestConditionalRead(t *testing.T) {
 		},
 		{
 			Name: "If-None-Match stale", Path: "/fhir/Patient/p1",
-			Before: []servertest.Scenario{put("/fhir/Patient/p1", patientP1), put("/fhir/Patient/p1", patientP1v2)},
-			Header: hdr("If-None-Match", `W/"1"`),
+			Before:       []servertest.Scenario{put("/fhir/Patient/p1", patientP1), put("/fhir/Patient/p1", patientP1v2)},
+			Header:       hdr("If-None-Match", `W/"1"`),
 			ExpectStatus: 200, ExpectHeader: hdr("ETag", `W/"2"`), ExpectContains: []string{`"family":"Two"`},
 		},
 		{

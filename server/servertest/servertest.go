@@ -99,7 +99,11 @@ func (sc Scenario) send(h http.Handler) *Response {
 
 func (sc Scenario) check(t testing.TB, res *Response) {
 	t.Helper()
-	where := sc.Name + ": " + sc.Method + " " + sc.Path
+	method := sc.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	where := sc.Name + ": " + method + " " + sc.Path
 	if sc.ExpectStatus != 0 && res.Status != sc.ExpectStatus {
 		t.Errorf("%s: status %d, want %d; body: %s", where, res.Status, sc.ExpectStatus, res.Body)
 	}
