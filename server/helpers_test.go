@@ -18,6 +18,7 @@ import (
 	"github.com/fhirserver/fhirserver/server"
 	"github.com/fhirserver/fhirserver/server/servertest"
 	"github.com/fhirserver/fhirserver/store/sqlite"
+	"github.com/fhirserver/fhirserver/validate"
 )
 
 // base is the public base URL the test servers claim to have.
@@ -47,6 +48,10 @@ var specTypes = sync.OnceValues(func() ([]string, error) {
 	return types, nil
 })
 
+// validator is the real R4 validator, built once per test binary (it is
+// safe for concurrent use and holds no per-call state).
+var validator = sync.OnceValues(validate.New)
+
 // testServer is a router on a real SQLite store in a temp dir, with its log
 // captured.
 type testServer struct {
@@ -67,9 +72,14 @@ func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	v, err := validator()
+	if err != nil {
+		t.Fatalf("creating the validator: %v", err)
+	}
 	logs := &syncBuffer{}
 	deps := server.Deps{
 		Store:         st,
+		Validator:     v,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BaseURL:       base,
 		ResourceTypes: types,
