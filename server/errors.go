@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -90,7 +91,13 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	var expr []string
 	if status == http.StatusInternalServerError {
 		msg = "internal error, request id " + id
-		h.log.ErrorContext(ctx, "internal error", "request_id", id,
+		level := slog.LevelError
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// The client went away mid-request: no fault of the server, and
+			// nobody reads this answer.
+			level = slog.LevelInfo
+		}
+		h.log.Log(ctx, level, "internal error", "request_id", id,
 			"method", r.Method, "path", r.URL.Path, "error", err)
 	} else {
 		msg = fhir.MessageOf(err)

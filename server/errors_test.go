@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -149,4 +151,17 @@ func decodeOutcome(t testing.TB, body []byte) outcome {
 		t.Fatalf("not an OperationOutcome with one issue: %s", body)
 	}
 	return oo
+}
+
+// An error caused by the client hanging up is logged without alarm.
+func TestWriteErrorClientGone(t *testing.T) {
+	var logs bytes.Buffer
+	h := &Handler{log: slog.New(slog.NewJSONHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodGet, "/fhir/Patient/x", nil).WithContext(ctx)
+	h.writeError(httptest.NewRecorder(), req, fhir.Internal("reading a resource", fmt.Errorf("query: %w", context.Canceled)))
+	if !strings.Contains(logs.String(), `"level":"INFO","msg":"internal error"`) {
+		t.Errorf("log: %s", logs.String())
+	}
 }
