@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -23,30 +21,6 @@ import (
 
 // base is the public base URL the test servers claim to have.
 const base = "http://fhir.test"
-
-// specTypes reads the R4 resource types from the spec's JSON schema (the
-// resourceType discriminator), the same list cmd passes from generated code.
-// It is read once per test binary; the result is never modified.
-var specTypes = sync.OnceValues(func() ([]string, error) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fhir-r4", "fhir.schema.json"))
-	if err != nil {
-		return nil, err
-	}
-	var schema struct {
-		Discriminator struct {
-			Mapping map[string]string `json:"mapping"`
-		} `json:"discriminator"`
-	}
-	if err := json.Unmarshal(b, &schema); err != nil {
-		return nil, err
-	}
-	types := make([]string, 0, len(schema.Discriminator.Mapping))
-	for t := range schema.Discriminator.Mapping {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	return types, nil
-})
 
 // validator is the real R4 validator, built once per test binary (it is
 // safe for concurrent use and holds no per-call state).
@@ -63,10 +37,6 @@ type testServer struct {
 // newServer builds a test server; change may adjust the Deps first.
 func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 	t.Helper()
-	types, err := specTypes()
-	if err != nil {
-		t.Fatalf("reading resource types from the spec: %v", err)
-	}
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fhir.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -78,11 +48,10 @@ func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 	}
 	logs := &syncBuffer{}
 	deps := server.Deps{
-		Store:         st,
-		Validator:     v,
-		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		BaseURL:       base,
-		ResourceTypes: types,
+		Store:     st,
+		Validator: v,
+		Logger:    slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		BaseURL:   base,
 	}
 	for _, c := range change {
 		c(&deps)

@@ -56,8 +56,8 @@ const (
 // DefaultMaxBody is the request body limit when Deps.MaxBody is zero.
 const DefaultMaxBody int64 = 32 << 20
 
-// Deps is everything the router needs. Store, BaseURL and ResourceTypes are
-// required; the rest have defaults.
+// Deps is everything the router needs. Store and BaseURL are required; the
+// rest have defaults.
 type Deps struct {
 	Store Store
 	// Validator checks bodies of create and update. Nil means structure
@@ -77,8 +77,8 @@ type Deps struct {
 	// so that a server asked for authentication never runs without it.
 	AuthMode AuthMode
 	// ResourceTypes are the resource types served at B/fhir/{type}; any other
-	// type in a URL is answered with 404. It is the generated R4 list in
-	// production, passed in so that this package holds no hand-typed list.
+	// type in a URL is answered with 404. Nil means all of R4
+	// (fhir.ResourceTypes, generated from the spec).
 	ResourceTypes []string
 }
 
@@ -115,9 +115,6 @@ func newHandler(deps Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(deps.ResourceTypes) == 0 {
-		return nil, errors.New("server: Deps.ResourceTypes is empty")
-	}
 	auth := deps.AuthMode
 	if auth == "" {
 		auth = AuthNone
@@ -136,11 +133,15 @@ func newHandler(deps Deps) (*Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	types := make(map[string]bool, len(deps.ResourceTypes))
+	served := deps.ResourceTypes
+	if served == nil {
+		served = fhir.ResourceTypes()
+	}
+	types := make(map[string]bool, len(served))
 	var list []string
-	for _, t := range deps.ResourceTypes {
-		if !validTypeName(t) {
-			return nil, fmt.Errorf("server: %q is not a resource type name", t)
+	for _, t := range served {
+		if !fhir.IsResourceType(t) {
+			return nil, fmt.Errorf("server: %q is not an R4 resource type", t)
 		}
 		if !types[t] {
 			types[t] = true
@@ -169,21 +170,6 @@ func parseBaseURL(s string) (string, error) {
 		return "", fmt.Errorf("server: base URL %q must not have credentials, a query or a fragment", s)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-// validTypeName is the shape of a FHIR resource type name. It guards the
-// configured list; membership of the list decides what is served.
-func validTypeName(s string) bool {
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // routes registers every route. Groups follow who may call them: health

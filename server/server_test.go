@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/server"
 	"github.com/fhirserver/fhirserver/server/servertest"
 )
@@ -84,7 +85,7 @@ func checkCapability(t testing.TB, res *servertest.Response) {
 	if _, err := time.Parse(time.RFC3339, cs.Date); err != nil {
 		t.Errorf("date %q: %v", cs.Date, err)
 	}
-	types, _ := specTypes()
+	types := fhir.ResourceTypes()
 	if len(cs.Rest) != 1 || cs.Rest[0].Mode != "server" || len(cs.Rest[0].Resource) != len(types) {
 		t.Fatalf("want one server rest with %d resources", len(types))
 	}
@@ -224,8 +225,7 @@ func TestAccessLog(t *testing.T) {
 func TestNewRouterRefusesBadConfig(t *testing.T) {
 	good := func(t *testing.T) server.Deps {
 		s := newServer(t)
-		types, _ := specTypes()
-		return server.Deps{Store: s.store, BaseURL: base, ResourceTypes: types}
+		return server.Deps{Store: s.store, BaseURL: base}
 	}
 	tests := []struct {
 		name   string
@@ -236,8 +236,7 @@ func TestNewRouterRefusesBadConfig(t *testing.T) {
 		{"no base URL", func(d *server.Deps) { d.BaseURL = "" }, "base URL"},
 		{"relative base URL", func(d *server.Deps) { d.BaseURL = "/fhir" }, "base URL"},
 		{"base URL with a query", func(d *server.Deps) { d.BaseURL = base + "?x=1" }, "base URL"},
-		{"no resource types", func(d *server.Deps) { d.ResourceTypes = nil }, "ResourceTypes"},
-		{"bad type name", func(d *server.Deps) { d.ResourceTypes = []string{"Patient/x"} }, "resource type name"},
+		{"not a resource type", func(d *server.Deps) { d.ResourceTypes = []string{"Patient", "HumanName"} }, `"HumanName" is not an R4 resource type`},
 		{"auth not implemented", func(d *server.Deps) { d.AuthMode = "smart" }, `auth mode "smart" is not implemented`},
 		{"negative body limit", func(d *server.Deps) { d.MaxBody = -1 }, "negative"},
 	}
@@ -299,4 +298,19 @@ func TestHTTPServer(t *testing.T) {
 	if err := <-served; err != http.ErrServerClosed {
 		t.Errorf("Serve returned %v", err)
 	}
+}
+
+// Deps.ResourceTypes narrows what is served; metadata says the same.
+func TestServedTypes(t *testing.T) {
+	s := newServer(t, func(d *server.Deps) { d.ResourceTypes = []string{"Patient", "Observation"} })
+	servertest.Scenario{
+		Name: "metadata", Path: "/fhir/metadata", ExpectStatus: 200,
+		ExpectContains:    []string{`"type":"Patient"`, `"type":"Observation"`},
+		ExpectNotContains: []string{`"type":"Encounter"`},
+	}.Do(t, s)
+	servertest.Scenario{
+		Name: "unserved type", Method: http.MethodPut, Path: "/fhir/Encounter/e1", Header: fhirJSON,
+		Body:         `{"resourceType":"Encounter","id":"e1","status":"planned","class":{"code":"AMB"}}`,
+		ExpectStatus: 404, Check: expectOutcome("not-found", `unknown resource type "Encounter"`), After: nothingStored(),
+	}.Do(t, s)
 }
