@@ -56,8 +56,8 @@ const (
 // DefaultMaxBody is the request body limit when Deps.MaxBody is zero.
 const DefaultMaxBody int64 = 32 << 20
 
-// Deps is everything the router needs. Store and BaseURL are required; the
-// rest have defaults.
+// Deps is everything the router needs. Store, BaseURL and AuthMode are
+// required; the rest have defaults.
 type Deps struct {
 	Store Store
 	// Validator checks bodies of create and update. Nil means structure
@@ -72,9 +72,10 @@ type Deps struct {
 	// MaxBody limits request bodies in bytes; larger bodies get 413.
 	// Zero means DefaultMaxBody.
 	MaxBody int64
-	// AuthMode selects authentication on B/fhir; empty means AuthNone until
-	// bearer tokens are implemented. Any other mode is refused by NewRouter,
-	// so that a server asked for authentication never runs without it.
+	// AuthMode selects authentication on B/fhir and must be given: an open
+	// server is never the result of a forgotten field. Only AuthNone exists
+	// until bearer tokens are implemented; NewRouter refuses other modes, so
+	// that a server asked for authentication never runs without it.
 	AuthMode AuthMode
 	// ResourceTypes are the resource types served at B/fhir/{type}; any other
 	// type in a URL is answered with 404. Nil means all of R4
@@ -116,10 +117,11 @@ func newHandler(deps Deps) (*Handler, error) {
 		return nil, err
 	}
 	auth := deps.AuthMode
-	if auth == "" {
-		auth = AuthNone
-	}
-	if auth != AuthNone {
+	switch auth {
+	case AuthNone:
+	case "":
+		return nil, errors.New("server: Deps.AuthMode is required")
+	default:
 		return nil, fmt.Errorf("server: auth mode %q is not implemented", auth)
 	}
 	maxBody := deps.MaxBody

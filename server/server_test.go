@@ -225,7 +225,7 @@ func TestAccessLog(t *testing.T) {
 func TestNewRouterRefusesBadConfig(t *testing.T) {
 	good := func(t *testing.T) server.Deps {
 		s := newServer(t)
-		return server.Deps{Store: s.store, BaseURL: base}
+		return server.Deps{Store: s.store, BaseURL: base, AuthMode: server.AuthNone}
 	}
 	tests := []struct {
 		name   string
@@ -237,6 +237,7 @@ func TestNewRouterRefusesBadConfig(t *testing.T) {
 		{"relative base URL", func(d *server.Deps) { d.BaseURL = "/fhir" }, "base URL"},
 		{"base URL with a query", func(d *server.Deps) { d.BaseURL = base + "?x=1" }, "base URL"},
 		{"not a resource type", func(d *server.Deps) { d.ResourceTypes = []string{"Patient", "HumanName"} }, `"HumanName" is not an R4 resource type`},
+		{"no auth mode", func(d *server.Deps) { d.AuthMode = "" }, "AuthMode is required"},
 		{"auth not implemented", func(d *server.Deps) { d.AuthMode = "smart" }, `auth mode "smart" is not implemented`},
 		{"negative body limit", func(d *server.Deps) { d.MaxBody = -1 }, "negative"},
 	}
