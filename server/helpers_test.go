@@ -52,6 +52,7 @@ func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 		Validator: v,
 		Logger:    slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BaseURL:   base,
+		AuthMode:  server.AuthNone,
 	}
 	for _, c := range change {
 		c(&deps)
