@@ -192,9 +192,9 @@ func writeHistoryEntry(b *bytes.Buffer, base string, v *store.Version) {
 	case v.Deleted || v.Op == store.OpDelete:
 		method, status = "DELETE", "204 No Content"
 	case v.Op == store.OpCreate:
-		// store.Op does not tell a POST from an update-as-create (PUT);
-		// POST is the common case.
 		method, reqURL, status = "POST", v.Type, "201 Created"
+	case v.Version == 1:
+		status = "201 Created" // update-as-create
 	}
 	b.WriteString(`{"fullUrl":`)
 	writeJSONString(b, base+"/"+v.Type+"/"+v.ID)

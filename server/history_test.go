@@ -41,15 +41,14 @@ func TestHistoryInstance(t *testing.T) {
 	if next := b.link("next"); next != "" {
 		t.Errorf("next link %q on the only page", next)
 	}
-	// Newest first: the delete, the update, the create (by PUT, which the
-	// store records as a create).
+	// Newest first: the delete, the update, the create (by PUT).
 	want := []struct {
 		method, url, status, etag string
 		resource                  bool
 	}{
 		{"DELETE", "Patient/p1", "204 No Content", `W/"3"`, false},
 		{"PUT", "Patient/p1", "200 OK", `W/"2"`, true},
-		{"POST", "Patient", "201 Created", `W/"1"`, true},
+		{"PUT", "Patient/p1", "201 Created", `W/"1"`, true},
 	}
 	for i, w := range want {
 		e := b.Entry[i]

@@ -36,7 +36,9 @@ type Delete struct {
 	IfMatch int64
 }
 
-// Op is the interaction that produced a version.
+// Op is the interaction that produced a version: create is a POST (or a
+// bulk import of a new resource), update a PUT (also when it created the
+// resource, or re-created a deleted one), delete a DELETE.
 type Op string
 
 const (
@@ -59,7 +61,7 @@ type HistoryQuery struct {
 	ID     string
 	Since  time.Time // only versions with lastUpdated >= Since when non-zero
 	At     time.Time // only versions current at At when non-zero (_at)
-	Count  int       // page size
+	Count  int       // page size; <= 0 or too large means the store's maximum
 	// Cursor continues a previous page: only versions older than it. It is
 	// an opaque, monotonic sequence number, so pages stay stable while
 	// others write.

@@ -93,7 +93,12 @@ func (s *Store) putOver(ctx context.Context, tx Querier, tenant, typ, id string,
 		if n == 0 {
 			return nil, false, false, errRetry
 		}
-		if _, err := tx.Exec(ctx, sqlInsertHistory, tenant, typ, id, int64(1), micros(now), string(store.OpCreate), body); err != nil {
+		// Only a POST is a create in history; update-as-create is a PUT.
+		op := store.OpUpdate
+		if fresh {
+			op = store.OpCreate
+		}
+		if _, err := tx.Exec(ctx, sqlInsertHistory, tenant, typ, id, int64(1), micros(now), string(op), body); err != nil {
 			return nil, false, false, fmt.Errorf("recording history of %s/%s: %w", typ, id, err)
 		}
 		return &fhir.Resource{Type: typ, ID: id, Version: 1, LastUpdated: now, Body: body}, true, true, nil

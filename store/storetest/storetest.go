@@ -185,6 +185,11 @@ func testUpdateAsCreate(t *testing.T, s store.Store) {
 	}
 	_, err = s.Read(ctx, store.DefaultTenant, "Patient", "pat-1")
 	must(t, err)
+	page, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "pat-1", Count: 10})
+	must(t, err)
+	if len(page.Versions) != 1 || page.Versions[0].Op != store.OpUpdate {
+		t.Fatalf("update-as-create must be recorded as an update (a PUT): %+v", page.Versions)
+	}
 	_, _, err = s.Update(ctx, write("Patient", "bad id!", `{"resourceType":"Patient"}`))
 	wantKind(t, err, fhir.KindInvalid)
 }
