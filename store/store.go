@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/search"
 )
 
 // DefaultTenant is the tenant served at B/fhir.
@@ -117,4 +118,23 @@ type GoneError struct{ Resource fhir.Resource }
 
 func (e *GoneError) Error() string {
 	return "deleted at version " + strconv.FormatInt(e.Resource.Version, 10)
+}
+
+// SearchPage is one page of search results.
+type SearchPage struct {
+	// Matches are the resources that match, in the query's sort order.
+	Matches []fhir.Resource
+	// Included are the resources added by _include and _revinclude (each
+	// once, none that is also a match).
+	Included []fhir.Resource
+	// Total counts all matches across pages; -1 when not computed (as
+	// _total and the store's cost rules decide).
+	Total int64
+	// Next is the cursor of the next page; "" on the last page.
+	Next string
+}
+
+// Searcher runs searches. A store that implements it serves FHIR search.
+type Searcher interface {
+	Search(ctx context.Context, tenant string, q *search.Query) (*SearchPage, error)
 }

@@ -1,0 +1,192 @@
+// Package search is the model of a parsed FHIR search: what the server
+// parses from a request (package search's Parse) and what a store compiles
+// into SQL. It holds no SQL and imports only the standard library and fhir.
+package search
+
+import (
+	"time"
+
+	"github.com/fhirserver/fhirserver/fhir"
+)
+
+// Query is one search: type level (one Type), system level (Types from
+// _type, or none for all types) or compartment level (Compartment set).
+type Query struct {
+	Types       []string
+	Compartment *Compartment
+	// Clauses are ANDed; each clause ORs its values.
+	Clauses []Clause
+	Sort    []SortKey
+	Count   int       // page size; 0 = the server default
+	// Cursor continues a previous page; it is opaque, made by the store
+	// (store.SearchPage.Next), so that pages stay stable under writes.
+	Cursor string
+	Total   TotalMode // _total
+	Summary Summary   // _summary
+	// Elements lists _elements (top-level element names); empty = all.
+	Elements    []string
+	Includes    []Include
+	RevIncludes []Include
+	// Unknown lists parameters that were ignored (handling=lenient), with
+	// the reason, for the Bundle's OperationOutcome.
+	Unknown []Issue
+}
+
+// Compartment restricts a search to a compartment: B/fhir/Patient/123/Observation.
+type Compartment struct {
+	Type string // Patient, Encounter, RelatedPerson, Practitioner, Device
+	ID   string
+}
+
+// Issue is a warning about the request that did not stop the search.
+type Issue struct {
+	Param   string
+	Message string
+}
+
+// Clause is one occurrence of a search parameter (name=v1,v2): its values
+// are ORed. A parameter repeated in the request gives several clauses,
+// which are ANDed.
+type Clause struct {
+	// Param is the parameter's definition for the resource type(s) searched.
+	// For a system-level search over several types it is the definition for
+	// the first type; Code and Type are the same for all of them.
+	Param *fhir.SearchParam
+	Code  string
+	Type  fhir.SearchParamType
+	// Modifier is the part after ':' (exact, contains, text, not, missing,
+	// above, below, in, not-in, of-type, identifier, iterate...), except a
+	// resource type modifier on a reference, which goes to TargetType.
+	Modifier Modifier
+	// TargetType restricts a reference parameter to one target type
+	// (subject:Patient=123, or the type named in a chain).
+	TargetType string
+	// Missing is set for :missing=true|false; Values is then empty.
+	Missing *bool
+	// Chain is set for a chained parameter (subject:Patient.name=peter): the
+	// reference Code points to a resource of TargetType (or of any of the
+	// parameter's targets) that matches Chain. Values is then empty.
+	Chain *Clause
+	// Has is set for _has:Type:param:clause (reverse chaining); Code is
+	// "_has". Values is then empty.
+	Has    *Has
+	Values []Value
+}
+
+// Has is reverse chaining: the resource is referenced, through the reference
+// parameter RefParam of a resource of Type, by a resource matching Clause.
+type Has struct {
+	Type     string
+	RefParam string
+	Clause   Clause
+}
+
+// Modifier is a search modifier.
+type Modifier string
+
+const (
+	ModNone       Modifier = ""
+	ModExact      Modifier = "exact"
+	ModContains   Modifier = "contains"
+	ModText       Modifier = "text"
+	ModNot        Modifier = "not"
+	ModMissing    Modifier = "missing"
+	ModAbove      Modifier = "above"
+	ModBelow      Modifier = "below"
+	ModIn         Modifier = "in"
+	ModNotIn      Modifier = "not-in"
+	ModOfType     Modifier = "of-type"
+	ModIdentifier Modifier = "identifier"
+)
+
+// Prefix is a comparison prefix of number, date and quantity values.
+type Prefix string
+
+const (
+	PrefixEq Prefix = "eq"
+	PrefixNe Prefix = "ne"
+	PrefixGt Prefix = "gt"
+	PrefixLt Prefix = "lt"
+	PrefixGe Prefix = "ge"
+	PrefixLe Prefix = "le"
+	PrefixSa Prefix = "sa"
+	PrefixEb Prefix = "eb"
+	PrefixAp Prefix = "ap"
+)
+
+// Value is one value of a clause, parsed for the parameter's type. Only the
+// fields of that type are set.
+type Value struct {
+	Raw string // as in the request, unescaped
+
+	// string and uri: Str. Strings are compared on their normalised form
+	// (case and accents folded, see fhir/index.Normalize) unless :exact.
+	Str string
+
+	// token: [System|]Code. HasSystem is true when a '|' was given
+	// ("|code" means no system, "system|" any code of system).
+	System    string
+	HasSystem bool
+	Code      string
+
+	// reference: a local reference Type/ID (RefType may be "" for a bare
+	// id), a version, or an absolute URL (canonical, external).
+	RefType    string
+	RefID      string
+	RefVersion string
+	URL        string
+
+	// number, date and quantity.
+	Prefix Prefix
+	// date: the half-open instant range [Low, High) the value stands for
+	// (2020 is the whole year).
+	Low, High time.Time
+	// number and quantity: the decimal as written and the range it stands
+	// for by its precision, as decimal strings (100 is [99.5, 100.5)).
+	Number               string
+	NumLow, NumHigh      string
+	UnitSystem, UnitCode string // quantity: [system]|[code] after the number
+
+	// composite: one value per component, in the parameter's order.
+	Parts []Value
+}
+
+// SortKey is one _sort key.
+type SortKey struct {
+	Param      *fhir.SearchParam // nil for _id and _lastUpdated
+	Code       string
+	Descending bool
+}
+
+// Include is one _include or _revinclude: resources that Source resources
+// reference through Param (include), or resources of Source that reference
+// the results through Param (revinclude). Param "*" means every reference
+// parameter. TargetType narrows the referenced type.
+type Include struct {
+	Source     string
+	Param      string
+	TargetType string
+	Iterate    bool
+}
+
+// TotalMode is _total.
+type TotalMode string
+
+const (
+	TotalDefault  TotalMode = ""
+	TotalNone     TotalMode = "none"
+	TotalEstimate TotalMode = "estimate"
+	TotalAccurate TotalMode = "accurate"
+)
+
+// Summary is _summary.
+type Summary string
+
+const (
+	SummaryNone  Summary = ""
+	SummaryTrue  Summary = "true"
+	SummaryText  Summary = "text"
+	SummaryData  Summary = "data"
+	SummaryCount Summary = "count"
+	SummaryFalse Summary = "false"
+)
