@@ -17,10 +17,10 @@ type Query struct {
 	// Clauses are ANDed; each clause ORs its values.
 	Clauses []Clause
 	Sort    []SortKey
-	Count   int       // page size; 0 = the server default
+	Count   int // page size; 0 = the server default
 	// Cursor continues a previous page; it is opaque, made by the store
 	// (store.SearchPage.Next), so that pages stay stable under writes.
-	Cursor string
+	Cursor  string
 	Total   TotalMode // _total
 	Summary Summary   // _summary
 	// Elements lists _elements (top-level element names); empty = all.
