@@ -20,7 +20,9 @@ import (
 // keys winning (tested against encoding/json, also by fuzzing). Values
 // decoded by encoding/json with UseNumber work with Evaluate just as well.
 func Decode(body []byte) (Node, error) {
-	d := decoder{data: body}
+	// One copy of the body as a string: every string value without escapes
+	// is then a substring of it, which saves an allocation per value.
+	d := decoder{data: string(body)}
 	d.space()
 	v, err := d.value()
 	if err != nil {
@@ -40,7 +42,7 @@ func Decode(body []byte) (Node, error) {
 const maxDepth = 10000
 
 type decoder struct {
-	data  []byte
+	data  string
 	i     int
 	depth int
 }
@@ -70,7 +72,7 @@ func (d *decoder) value() (any, error) {
 	case c == '[':
 		return d.array()
 	case c == '"':
-		return d.str(false)
+		return d.str()
 	case c == '-' || c >= '0' && c <= '9':
 		return d.number()
 	case c == 't':
@@ -85,7 +87,7 @@ func (d *decoder) value() (any, error) {
 }
 
 func (d *decoder) literal(lit string) error {
-	if len(d.data)-d.i < len(lit) || string(d.data[d.i:d.i+len(lit)]) != lit {
+	if len(d.data)-d.i < len(lit) || d.data[d.i:d.i+len(lit)] != lit {
 		return d.errorf("invalid literal")
 	}
 	d.i += len(lit)
@@ -108,7 +110,7 @@ func (d *decoder) object() (any, error) {
 		if d.i >= len(d.data) || d.data[d.i] != '"' {
 			return nil, d.errorf("expected a member name")
 		}
-		k, err := d.str(true)
+		k, err := d.str()
 		if err != nil {
 			return nil, err
 		}
@@ -223,20 +225,15 @@ func (d *decoder) number() (any, error) {
 	return json.Number(data[start:i]), nil
 }
 
-// str reads a string literal. Member names that FHIR uses all the time
-// are returned as constants, which saves an allocation per member.
-func (d *decoder) str(key bool) (any, error) {
+// str reads a string literal.
+func (d *decoder) str() (any, error) {
 	d.i++ // opening quote
 	start := d.i
 	for i := start; i < len(d.data); i++ {
 		c := d.data[i]
 		if c == '"' {
-			raw := d.data[start:i]
 			d.i = i + 1
-			if key {
-				return internKey(raw), nil
-			}
-			return string(raw), nil
+			return d.data[start:i], nil
 		}
 		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 			break
@@ -307,7 +304,7 @@ func (d *decoder) strSlow(start int) (any, error) {
 			buf = append(buf, c)
 			i++
 		default:
-			r, size := utf8.DecodeRune(d.data[i:])
+			r, size := utf8.DecodeRuneInString(d.data[i:])
 			if r == utf8.RuneError && size == 1 {
 				buf = utf8.AppendRune(buf, utf8.RuneError)
 			} else {
@@ -320,130 +317,13 @@ func (d *decoder) strSlow(start int) (any, error) {
 	return nil, d.errorf("unterminated string")
 }
 
-func hex4(b []byte, i int) (rune, bool) {
+func hex4(b string, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	v, err := strconv.ParseUint(b[i:i+4], 16, 32)
 	if err != nil {
 		return 0, false
 	}
 	return rune(v), true
-}
-
-// internKey returns common FHIR member names without allocating.
-func internKey(b []byte) string {
-	switch string(b) {
-	case "resourceType":
-		return "resourceType"
-	case "id":
-		return "id"
-	case "meta":
-		return "meta"
-	case "url":
-		return "url"
-	case "extension":
-		return "extension"
-	case "system":
-		return "system"
-	case "code":
-		return "code"
-	case "display":
-		return "display"
-	case "coding":
-		return "coding"
-	case "text":
-		return "text"
-	case "reference":
-		return "reference"
-	case "value":
-		return "value"
-	case "unit":
-		return "unit"
-	case "status":
-		return "status"
-	case "type":
-		return "type"
-	case "subject":
-		return "subject"
-	case "patient":
-		return "patient"
-	case "encounter":
-		return "encounter"
-	case "identifier":
-		return "identifier"
-	case "category":
-		return "category"
-	case "tag":
-		return "tag"
-	case "profile":
-		return "profile"
-	case "lastUpdated":
-		return "lastUpdated"
-	case "versionId":
-		return "versionId"
-	case "start":
-		return "start"
-	case "end":
-		return "end"
-	case "period":
-		return "period"
-	case "valueQuantity":
-		return "valueQuantity"
-	case "valueCodeableConcept":
-		return "valueCodeableConcept"
-	case "valueString":
-		return "valueString"
-	case "valueCode":
-		return "valueCode"
-	case "valueCoding":
-		return "valueCoding"
-	case "effectiveDateTime":
-		return "effectiveDateTime"
-	case "issued":
-		return "issued"
-	case "component":
-		return "component"
-	case "use":
-		return "use"
-	case "name":
-		return "name"
-	case "family":
-		return "family"
-	case "given":
-		return "given"
-	case "telecom":
-		return "telecom"
-	case "address":
-		return "address"
-	case "line":
-		return "line"
-	case "city":
-		return "city"
-	case "state":
-		return "state"
-	case "postalCode":
-		return "postalCode"
-	case "country":
-		return "country"
-	case "div":
-		return "div"
-	case "provider":
-		return "provider"
-	case "item":
-		return "item"
-	case "sequence":
-		return "sequence"
-	case "productOrService":
-		return "productOrService"
-	case "amount":
-		return "amount"
-	case "currency":
-		return "currency"
-	case "total":
-		return "total"
-	case "contained":
-		return "contained"
-	}
-	return string(b)
 }
