@@ -79,7 +79,7 @@ func syntheaResources(tb testing.TB, prefix string) []bundleResource {
 	tb.Helper()
 	files, _ := filepath.Glob(filepath.Join(syntheaDir, prefix+"*.json"))
 	if len(files) != 1 {
-		tb.Skipf("%s%s*.json is absent (as in a fresh clone): the Synthea data lives in ../shared", syntheaDir, prefix)
+		tb.Skipf("%s*.json is absent (as in a fresh clone): the Synthea data lives in ../shared", filepath.Join(syntheaDir, prefix))
 	}
 	raw, err := os.ReadFile(files[0])
 	if err != nil {

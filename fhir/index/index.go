@@ -159,7 +159,11 @@ type Part struct {
 }
 
 // Compartment says that the resource belongs to the compartment of the
-// resource Type/ID (Patient/123).
+// resource Type/ID (Patient/123): through a local reference ("Patient/123",
+// not an absolute URL) in one of the parameters fhir.CompartmentParams
+// lists, or because it is that resource ({def}; a Patient is always in its
+// own Patient compartment). Unlike the other rows it carries no parameter
+// code: membership is what access rules and compartment searches need.
 type Compartment struct {
 	Type string
 	ID   string
