@@ -76,8 +76,8 @@ type Stats struct {
 	// FailedFiles counts files that could not be read or were not FHIR
 	// data at all; resources read before the problem are still loaded.
 	FailedFiles int
-	// Errors lists the problems (skipped resources and failed files) in
-	// input order, at most MaxErrors of them.
+	// Errors lists the problems (skipped resources and failed files): the
+	// first MaxErrors found, sorted in input order.
 	Errors   []EntryError
 	Duration time.Duration
 }
