@@ -276,3 +276,6 @@ func (p *Prepared) Stamp(id string, version int64, lastUpdated time.Time) []byte
 	o.MoveFirst("resourceType", "id", "meta")
 	return o.Bytes()
 }
+
+// Keys returns the member names in order.
+func (o *Object) Keys() []string { return append([]string(nil), o.keys...) }

@@ -133,6 +133,7 @@ type batch struct {
 // run is the state of one ImportPaths call.
 type run struct {
 	im        *Importer
+	fsys      fs.FS
 	batchSize int
 	total     int64
 
@@ -156,15 +157,27 @@ type located struct {
 // is non-nil only when the import stopped: the context ended or the store
 // failed. Problems with single resources or files are in Stats.Errors.
 func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Stats, error) {
+	return im.ImportFS(ctx, osFS{}, paths)
+}
+
+// osFS opens operating-system paths as they are (absolute or relative),
+// which os.DirFS cannot do for an arbitrary mix of paths.
+type osFS struct{}
+
+func (osFS) Open(name string) (fs.File, error) { return os.Open(name) }
+
+// ImportFS is ImportPaths on the files of fsys, such as data embedded in the
+// binary.
+func (im *Importer) ImportFS(ctx context.Context, fsys fs.FS, paths []string) (Stats, error) {
 	start := time.Now()
 	if im.Store == nil {
 		return Stats{}, errors.New("importer: no store")
 	}
-	files, total, err := collectFiles(paths)
+	files, total, err := collectFiles(fsys, paths)
 	if err != nil {
 		return Stats{}, err
 	}
-	r := &run{im: im, batchSize: cmp.Or(im.BatchSize, DefaultBatchSize), total: total}
+	r := &run{im: im, fsys: fsys, batchSize: cmp.Or(im.BatchSize, DefaultBatchSize), total: total}
 	workers := cmp.Or(im.Workers, runtime.GOMAXPROCS(0))
 	readers := min(workers, maxReaders, max(len(files), 1))
 
@@ -218,7 +231,7 @@ feed:
 }
 
 // collectFiles expands paths into the files to read and their total size.
-func collectFiles(paths []string) ([]inputFile, int64, error) {
+func collectFiles(fsys fs.FS, paths []string) ([]inputFile, int64, error) {
 	var files []inputFile
 	var total int64
 	seen := map[string]bool{}
@@ -231,7 +244,7 @@ func collectFiles(paths []string) ([]inputFile, int64, error) {
 		total += size
 	}
 	for _, p := range paths {
-		info, err := os.Stat(p)
+		info, err := fs.Stat(fsys, p)
 		if err != nil {
 			return nil, 0, fmt.Errorf("importing %s: %w", p, err)
 		}
@@ -242,7 +255,7 @@ func collectFiles(paths []string) ([]inputFile, int64, error) {
 			add(p, info.Size())
 			continue
 		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		err = fs.WalkDir(fsys, p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}

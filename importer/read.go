@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/google/uuid"
@@ -56,7 +55,7 @@ func (b *batcher) flush() bool {
 
 // readNDJSON reads one resource per line. Blank lines are ignored.
 func (r *run) readNDJSON(ctx context.Context, f inputFile, send func(batch) bool) error {
-	file, err := os.Open(f.path)
+	file, err := r.fsys.Open(f.path)
 	if err != nil {
 		return fmt.Errorf("opening: %w", err)
 	}
@@ -148,7 +147,7 @@ type member struct {
 // readJSON reads a Bundle (its entries decoded one at a time) or a single
 // resource.
 func (r *run) readJSON(ctx context.Context, f inputFile, send func(batch) bool) error {
-	file, err := os.Open(f.path)
+	file, err := r.fsys.Open(f.path)
 	if err != nil {
 		return fmt.Errorf("opening: %w", err)
 	}

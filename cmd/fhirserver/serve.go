@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/server"
+	"github.com/fhirserver/fhirserver/validate"
+)
+
+type serveCmd struct {
+	Addr    string        `name:"addr" env:"FHIR_ADDR" default:":8080" help:"Address to listen on."`
+	BaseURL string        `name:"base-url" env:"FHIR_BASE_URL" default:"http://localhost:8080" help:"Public base URL B; the FHIR API is at B/fhir."`
+	Auth    string        `name:"auth" env:"FHIR_AUTH" default:"smart" enum:"smart,none" help:"smart (bearer tokens required) or none (local development only)."`
+	Demo    bool          `name:"demo" env:"FHIR_DEMO" help:"Load sample patients at start."`
+	MaxBody int64         `name:"max-body" env:"FHIR_MAX_BODY" default:"33554432" help:"Largest request body in bytes; larger gets 413."`
+	Drain   time.Duration `name:"drain" env:"FHIR_DRAIN" default:"30s" help:"How long SIGTERM waits for in-flight requests."`
+}
+
+func (c *serveCmd) Run(e *env) error {
+	if c.Auth != string(server.AuthNone) {
+		// Refuse rather than serve data unauthenticated: the token issuer
+		// and validator are not part of this build yet.
+		return usageError{errors.New("--auth smart needs the authorization server, which this build does not have yet; start with --auth none for local development")}
+	}
+	e.log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who can reach this server can read and change all data; use only for local development")
+
+	st, err := openStore(e.ctx, e.cli.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	defer st.Close()
+	v, err := validate.New()
+	if err != nil {
+		return fmt.Errorf("loading the R4 validator: %w", err)
+	}
+	if c.Demo {
+		if err := loadDemo(e, st, v); err != nil {
+			return err
+		}
+	}
+	h, err := server.NewRouter(server.Deps{
+		Store:         st,
+		Validator:     v,
+		Logger:        e.log,
+		BaseURL:       c.BaseURL,
+		MaxBody:       c.MaxBody,
+		AuthMode:      server.AuthMode(c.Auth),
+		ResourceTypes: fhir.ResourceTypes(),
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", c.Addr, err)
+	}
+	srv := server.NewHTTPServer(c.Addr, h)
+	e.log.Info("serving FHIR R4", "addr", ln.Addr().String(), "fhir_base", c.BaseURL+"/fhir", "database", redactURL(e.cli.DatabaseURL))
+	fmt.Fprintf(e.stdout, "FHIR server listening on %s; API at %s/fhir\n", ln.Addr(), c.BaseURL)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-e.ctx.Done():
+	}
+	e.log.Info("shutting down: draining in-flight requests", "drain", c.Drain.String())
+	ctx, cancel := context.WithTimeout(context.Background(), c.Drain)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("draining requests: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	e.log.Info("stopped")
+	return nil
+}
