@@ -67,11 +67,24 @@ type Clause struct {
 	// reference Code points to a resource of TargetType (or of any of the
 	// parameter's targets) that matches Chain. Values is then empty.
 	Chain *Clause
+	// ChainTypes is set with Chain: the resource types Chain is evaluated
+	// on. It is TargetType alone when a type was given (subject:Patient.name),
+	// otherwise every target type of the reference parameter (of any of the
+	// searched types) on which Chain.Code is defined, sorted; Chain.Param is
+	// the definition for ChainTypes[0], and Chain.Type is the same on all.
+	ChainTypes []string
 	// Has is set for _has:Type:param:clause (reverse chaining); Code is
-	// "_has". Values is then empty.
+	// "_has", Param is nil and Type is "". Values is then empty. _list=id is
+	// parsed as _has:List:item:_id=id.
 	Has    *Has
 	Values []Value
 }
+
+// Clauses with Code "_text" (DomainResource) or "_content" (Resource) are
+// full-text searches over the narrative or the whole resource, with
+// Type string and values as for a string parameter (Str normalised). Their
+// Param has no Expression, so the index holds no rows for them. Parse only
+// produces them when Options.FullText says the store implements them.
 
 // Has is reverse chaining: the resource is referenced, through the reference
 // parameter RefParam of a resource of Type, by a resource matching Clause.
@@ -117,10 +130,14 @@ const (
 // Value is one value of a clause, parsed for the parameter's type. Only the
 // fields of that type are set.
 type Value struct {
-	Raw string // as in the request, unescaped
+	Raw string // as in the request, unescaped (a prefix included)
 
 	// string and uri: Str. Strings are compared on their normalised form
 	// (case and accents folded, see fhir/index.Normalize) unless :exact.
+	// Parse stores the normalised form for string parameters without
+	// :exact (and for :contains), the value as given with :exact and for
+	// uri. Token :text: Str is the normalised text (compared like a string
+	// parameter with the index Token.TextNorm).
 	Str string
 
 	// token: [System|]Code. HasSystem is true when a '|' was given
@@ -128,6 +145,10 @@ type Value struct {
 	System    string
 	HasSystem bool
 	Code      string
+	// token :of-type (system|code|value, identifiers): the Identifier.type
+	// coding in TypeSystem and TypeCode (index Token.TypeSystem, TypeCode)
+	// and the identifier value in Code; System and HasSystem are unset.
+	TypeSystem, TypeCode string
 
 	// reference: a local reference Type/ID (RefType may be "" for a bare
 	// id), a version, or an absolute URL (canonical, external).
@@ -135,8 +156,19 @@ type Value struct {
 	RefID      string
 	RefVersion string
 	URL        string
+	// Reference values as Parse fills them (index Reference rows match):
+	//   - "123": RefID (RefType is the type modifier, subject:Patient=123,
+	//     or "" for any type);
+	//   - "Patient/123", "Patient/123/_history/2": RefType, RefID, RefVersion;
+	//   - an absolute URL: URL as given, plus RefType, RefID and RefVersion
+	//     when it ends in Type/id or Type/id/_history/v; a URL under
+	//     Options.Base is made local (URL "");
+	//   - a canonical "url|version": URL without the version, RefVersion;
+	//   - urn:uuid:, urn:oid: and other URIs: URL only.
+	// :identifier: System, HasSystem and Code as for a token.
+	// token :in and :not-in: URL is the value set's URL.
 
-	// number, date and quantity.
+	// number, date and quantity: PrefixEq when none was given.
 	Prefix Prefix
 	// date: the half-open instant range [Low, High) the value stands for
 	// (2020 is the whole year).
@@ -146,6 +178,12 @@ type Value struct {
 	Number               string
 	NumLow, NumHigh      string
 	UnitSystem, UnitCode string // quantity: [system]|[code] after the number
+
+	// special, Location near (lat|long[|distance[|unit]]): decimal degrees
+	// as written. The distance is in Number, NumLow, NumHigh ("" when
+	// absent: the store's default) and its unit in UnitCode ("km" when
+	// the distance has no unit).
+	Latitude, Longitude string
 
 	// composite: one value per component, in the parameter's order.
 	Parts []Value
@@ -161,7 +199,9 @@ type SortKey struct {
 // Include is one _include or _revinclude: resources that Source resources
 // reference through Param (include), or resources of Source that reference
 // the results through Param (revinclude). Param "*" means every reference
-// parameter. TargetType narrows the referenced type.
+// parameter. TargetType narrows the referenced type. Source and Param are
+// both "*" for a bare _include=* (_revinclude=*): any searched type (any
+// type), any reference parameter. Iterate is :iterate (or R3's :recurse).
 type Include struct {
 	Source     string
 	Param      string
