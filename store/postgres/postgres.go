@@ -156,3 +156,9 @@ func (d *driver) ForUpdate() string { return " FOR UPDATE" }
 func (d *driver) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 
 func (d *driver) Close() error { d.pool.Close(); return nil }
+
+func (d *driver) Arrays() bool { return true }
+
+func (d *driver) NumericParam(ph string) string { return ph + "::numeric" }
+
+func (d *driver) NumericText(expr string) string { return "(" + expr + ")::text" }

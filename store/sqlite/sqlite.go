@@ -169,3 +169,11 @@ func (d *driver) ForUpdate() string { return "" }
 func (d *driver) Ping(ctx context.Context) error { return d.reader.PingContext(ctx) }
 
 func (d *driver) Close() error { return errors.Join(d.reader.Close(), d.writer.Close()) }
+
+func (d *driver) Arrays() bool { return false }
+
+func (d *driver) NumericParam(ph string) string { return "CAST(" + ph + " AS REAL)" }
+
+// NumericText prints 17 significant digits, enough to read the same double
+// back.
+func (d *driver) NumericText(expr string) string { return "printf('%.17g', " + expr + ")" }

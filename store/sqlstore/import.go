@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/store"
@@ -55,10 +56,14 @@ func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []st
 	now := s.now()
 	var result store.ImportResult
 	var rows []pendingRow
-	latest := map[resourceKey]int{} // key -> index in rows of its newest pending version
+	latest := map[resourceKey]int{}   // key -> index in rows of its newest pending version
+	existed := map[resourceKey]bool{} // key -> it had a current version before this batch
 	for i, w := range ws {
 		key := resourceKey{w.Type, w.ID}
 		cur := state[key]
+		if _, seen := existed[key]; !seen {
+			existed[key] = cur.exists
+		}
 		p := prepared[i]
 		if cur.exists && !cur.deleted && bytes.Equal(cur.hash, p.Hash) {
 			result.Unchanged++
@@ -81,10 +86,30 @@ func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []st
 		return result, nil
 	}
 	var current []pendingRow
+	var replace []resourceKey
+	idx := newIndexBatch(tenant)
 	for i, r := range rows {
 		if latest[r.key] == i {
 			current = append(current, r)
+			entries, err := s.extract(r.key.typ, r.body)
+			if err != nil {
+				return store.ImportResult{}, err
+			}
+			idx.addEntries(r.key.typ, r.key.id, entries)
+			if existed[r.key] {
+				replace = append(replace, r.key)
+			}
 		}
+	}
+	if s.Driver.Arrays() {
+		// One statement: resources, history and index rows as arrays.
+		var m multiStmt
+		importParts(&m, tenant, now, current, rows)
+		indexParts(&m, tenant, replace, idx)
+		if err := m.exec(ctx, tx); err != nil {
+			return store.ImportResult{}, fmt.Errorf("writing imported resources: %w", err)
+		}
+		return result, nil
 	}
 	for start := 0; start < len(current); start += importChunk {
 		chunk := current[start:min(start+importChunk, len(current))]
@@ -110,6 +135,9 @@ func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []st
 		if _, err := tx.Exec(ctx, q, a...); err != nil {
 			return store.ImportResult{}, fmt.Errorf("recording history of imported resources: %w", err)
 		}
+	}
+	if err := s.writeIndex(ctx, tx, tenant, replace, idx); err != nil {
+		return store.ImportResult{}, err
 	}
 	return result, nil
 }
@@ -159,4 +187,24 @@ func (s *Store) lockMany(ctx context.Context, tx Querier, tenant string, ws []st
 		}
 	}
 	return state, nil
+}
+
+// importParts adds the upsert of the current versions and the insertion of
+// every new version into history to m, as unnest over one array per column.
+func importParts(m *multiStmt, tenant string, now time.Time, current, rows []pendingRow) {
+	a := &m.a
+	tenantArg, nowArg := a.add(tenant)+"::text", a.add(micros(now))+"::bigint"
+	types, ids, versions, hashes, bodies := make([]string, len(current)), make([]string, len(current)), make([]int64, len(current)), make([][]byte, len(current)), make([]string, len(current))
+	for i, r := range current {
+		types[i], ids[i], versions[i], hashes[i], bodies[i] = r.key.typ, r.key.id, r.version, r.hash, string(r.body)
+	}
+	m.parts = append(m.parts, `INSERT INTO resources (tenant, type, id, version, last_updated, deleted, content_hash, body) SELECT `+tenantArg+`, t, i, v, `+nowArg+`, false, h, b::jsonb FROM unnest(`+
+		a.add(types)+`::text[], `+a.add(ids)+`::text[], `+a.add(versions)+`::bigint[], `+a.add(hashes)+`::bytea[], `+a.add(bodies)+`::text[]) AS u(t, i, v, h, b)`+
+		` ON CONFLICT (tenant, type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted, content_hash = excluded.content_hash, body = excluded.body`)
+	types, ids, versions, ops, bodies := make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+	for i, r := range rows {
+		types[i], ids[i], versions[i], ops[i], bodies[i] = r.key.typ, r.key.id, r.version, string(r.op), string(r.body)
+	}
+	m.parts = append(m.parts, `INSERT INTO resource_history (tenant, type, id, version, last_updated, op, body) SELECT `+tenantArg+`, t, i, v, `+nowArg+`, o, b::jsonb FROM unnest(`+
+		a.add(types)+`::text[], `+a.add(ids)+`::text[], `+a.add(versions)+`::bigint[], `+a.add(ops)+`::text[], `+a.add(bodies)+`::text[]) AS u(t, i, v, o, b)`)
 }

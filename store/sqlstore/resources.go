@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/index"
 	"github.com/fhirserver/fhirserver/store"
 	"github.com/google/uuid"
 )
@@ -20,11 +21,21 @@ type Store struct {
 	Now func() time.Time
 	// NewID assigns ids on create.
 	NewID func() string
+	// Extract extracts the search index rows of a resource body when it is
+	// written (index.Extract when nil).
+	Extract func(resourceType string, body []byte) (*index.Entries, error)
+	// SlowQuery, when set, is called after each search statement with its
+	// SQL text, its bind values and how long it took (when that is at least
+	// SlowQueryAfter), so that the server can log slow queries and EXPLAIN
+	// them. The store itself logs nothing.
+	SlowQuery      func(sql string, args []any, d time.Duration)
+	SlowQueryAfter time.Duration
 }
 
-// New returns a Store on d with the real clock and random UUID ids.
+// New returns a Store on d with the real clock, random UUID ids and the
+// registry's search parameters.
 func New(d Driver) *Store {
-	return &Store{Driver: d, Now: time.Now, NewID: uuid.NewString}
+	return &Store{Driver: d, Now: time.Now, NewID: uuid.NewString, Extract: index.Extract}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -86,6 +97,10 @@ func (s *Store) putOver(ctx context.Context, tx Querier, tenant, typ, id string,
 	now := s.now()
 	if !cur.exists {
 		body := p.Stamp(id, 1, now)
+		entries, err := s.extract(typ, body)
+		if err != nil {
+			return nil, false, false, err
+		}
 		n, err := tx.Exec(ctx, sqlInsertResource, tenant, typ, id, int64(1), micros(now), false, p.Hash, body)
 		if err != nil {
 			return nil, false, false, fmt.Errorf("inserting %s/%s: %w", typ, id, err)
@@ -101,6 +116,11 @@ func (s *Store) putOver(ctx context.Context, tx Querier, tenant, typ, id string,
 		if _, err := tx.Exec(ctx, sqlInsertHistory, tenant, typ, id, int64(1), micros(now), string(op), body); err != nil {
 			return nil, false, false, fmt.Errorf("recording history of %s/%s: %w", typ, id, err)
 		}
+		b := newIndexBatch(tenant)
+		b.addEntries(typ, id, entries)
+		if err := s.writeIndex(ctx, tx, tenant, nil, b); err != nil {
+			return nil, false, false, err
+		}
 		return &fhir.Resource{Type: typ, ID: id, Version: 1, LastUpdated: now, Body: body}, true, true, nil
 	}
 	if !cur.deleted && bytes.Equal(cur.hash, p.Hash) {
@@ -109,11 +129,20 @@ func (s *Store) putOver(ctx context.Context, tx Querier, tenant, typ, id string,
 	}
 	version := cur.version + 1
 	body := p.Stamp(id, version, now)
+	entries, err := s.extract(typ, body)
+	if err != nil {
+		return nil, false, false, err
+	}
 	if _, err := tx.Exec(ctx, sqlUpdateResource, tenant, typ, id, version, micros(now), false, p.Hash, body); err != nil {
 		return nil, false, false, fmt.Errorf("updating %s/%s: %w", typ, id, err)
 	}
 	if _, err := tx.Exec(ctx, sqlInsertHistory, tenant, typ, id, version, micros(now), string(store.OpUpdate), body); err != nil {
 		return nil, false, false, fmt.Errorf("recording history of %s/%s: %w", typ, id, err)
+	}
+	b := newIndexBatch(tenant)
+	b.addEntries(typ, id, entries)
+	if err := s.writeIndex(ctx, tx, tenant, []resourceKey{{typ, id}}, b); err != nil {
+		return nil, false, false, err
 	}
 	return &fhir.Resource{Type: typ, ID: id, Version: version, LastUpdated: now, Body: body}, cur.deleted, true, nil
 }
@@ -197,6 +226,9 @@ func (s *Store) Delete(ctx context.Context, d store.Delete) (*fhir.Resource, err
 		}
 		if _, err := tx.Exec(ctx, sqlInsertHistory, d.Tenant, d.Type, d.ID, version, micros(now), string(store.OpDelete), nil); err != nil {
 			return fmt.Errorf("recording history of %s/%s: %w", d.Type, d.ID, err)
+		}
+		if err := s.writeIndex(ctx, tx, d.Tenant, []resourceKey{{d.Type, d.ID}}, newIndexBatch(d.Tenant)); err != nil {
+			return err
 		}
 		res = &fhir.Resource{Type: d.Type, ID: d.ID, Version: version, LastUpdated: now, Deleted: true}
 		return nil

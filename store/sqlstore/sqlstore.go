@@ -45,6 +45,25 @@ type Driver interface {
 	ForUpdate() string
 	Ping(ctx context.Context) error
 	Close() error
+	Dialect
+}
+
+// Dialect is what differs between the databases in the SQL that sqlstore
+// writes: the index writer and the search compiler are written once, and
+// ask the dialect only for these few pieces.
+type Dialect interface {
+	// Arrays reports whether the database binds a Go slice as an array
+	// ($1::text[], unnest) and runs several data-modifying statements as
+	// parts of one WITH statement (PostgreSQL). Without it, index rows are
+	// written with multi-row VALUES and IN lists, one statement each
+	// (SQLite, where a statement costs no round trip).
+	Arrays() bool
+	// NumericParam turns a placeholder bound to a decimal string into an
+	// expression comparable with the numeric index columns.
+	NumericParam(placeholder string) string
+	// NumericText renders a numeric expression as text that NumericParam
+	// reads back to the same value (for paging cursors).
+	NumericText(expr string) string
 }
 
 // micros converts a time to the stored representation.
