@@ -37,46 +37,98 @@ type Object struct {
 	vals []json.RawMessage
 }
 
-// ParseObject splits a JSON object into its members. Values stay raw bytes.
+// ParseObject splits a JSON object into its members. Values stay raw
+// (compacted) bytes. It runs on every write, so it scans bytes instead of
+// decoding: one json.Compact pass validates, then a scanner finds the
+// member boundaries of the valid, compact text.
 func ParseObject(b []byte) (*Object, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(len(b))
+	if err := json.Compact(&buf, b); err != nil {
 		return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	c := buf.Bytes()
+	if len(c) < 2 || c[0] != '{' {
 		return nil, Errorf(KindInvalid, "body must be a JSON object")
 	}
 	o := &Object{}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
+	i := 1
+	for c[i] != '}' {
+		end := skipString(c, i)
+		key, err := unquoteKey(c[i:end])
 		if err != nil {
-			return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
+			return nil, err
 		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return nil, Errorf(KindInvalid, "duplicate JSON property %q", key)
+		for _, k := range o.keys {
+			if k == key {
+				return nil, Errorf(KindInvalid, "duplicate JSON property %q", key)
+			}
 		}
-		seen[key] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
-		}
+		i = end + 1 // the ':'
+		vend := skipValue(c, i)
 		o.keys = append(o.keys, key)
-		o.vals = append(o.vals, raw)
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, Errorf(KindInvalid, "body is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, Errorf(KindInvalid, "body has data after the JSON object")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, Errorf(KindInvalid, "body has data after the JSON object")
+		o.vals = append(o.vals, json.RawMessage(c[i:vend]))
+		i = vend
+		if c[i] == ',' {
+			i++
+		}
 	}
 	return o, nil
+}
+
+// skipString returns the index after the string that starts at c[i] == '"'.
+func skipString(c []byte, i int) int {
+	for j := i + 1; j < len(c); j++ {
+		switch c[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(c)
+}
+
+// skipValue returns the index after the value that starts at c[i], in
+// valid compact JSON.
+func skipValue(c []byte, i int) int {
+	switch c[i] {
+	case '"':
+		return skipString(c, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(c); j++ {
+			switch c[j] {
+			case '"':
+				j = skipString(c, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(c)
+	default: // number, true, false, null
+		j := i
+		for j < len(c) && c[j] != ',' && c[j] != '}' && c[j] != ']' {
+			j++
+		}
+		return j
+	}
+}
+
+func unquoteKey(q []byte) (string, error) {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return "", Errorf(KindInvalid, "body is not valid JSON: %v", err)
+	}
+	return s, nil
 }
 
 // Get returns the raw value of member k.
@@ -150,20 +202,38 @@ func (o *Object) MoveFirst(names ...string) {
 
 // Bytes encodes the object compactly.
 func (o *Object) Bytes() []byte {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
+	n := 2
+	for i, k := range o.keys {
+		n += len(k) + len(o.vals[i]) + 4
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, '{')
 	for i, k := range o.keys {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		kb, _ := json.Marshal(k)
-		buf.Write(kb)
-		buf.WriteByte(':')
-		_ = json.Compact(&buf, o.vals[i])
+		buf = appendJSONString(buf, k)
+		buf = append(buf, ':')
+		buf = append(buf, o.vals[i]...) // compact already: ParseObject compacted it
 	}
-	buf.WriteByte('}')
-	return buf.Bytes()
+	return append(buf, '}')
 }
+
+// appendJSONString appends s as a JSON string; FHIR names, ids and
+// instants need no escaping, so that is the fast path.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+func jsonString(s string) json.RawMessage { return appendJSONString(nil, s) }
 
 // Envelope reads resourceType and id from a resource body.
 func Envelope(body []byte) (resourceType, id string, err error) {
@@ -256,6 +326,9 @@ func Prepare(body []byte) (*Prepared, error) {
 	} else {
 		o.Delete("meta")
 	}
+	// Stamp puts these first; doing it before hashing makes a stored body
+	// hash like the request it came from.
+	o.MoveFirst("resourceType", "meta")
 	sum := sha256.Sum256(o.Bytes())
 	return &Prepared{obj: o, meta: meta, Hash: sum[:]}, nil
 }
@@ -264,14 +337,11 @@ func Prepare(body []byte) (*Prepared, error) {
 // resourceType, id and meta first and everything else in its original order.
 func (p *Prepared) Stamp(id string, version int64, lastUpdated time.Time) []byte {
 	meta := &Object{keys: append([]string(nil), p.meta.keys...), vals: append([]json.RawMessage(nil), p.meta.vals...)}
-	vid, _ := json.Marshal(strconv.FormatInt(version, 10))
-	lu, _ := json.Marshal(FormatInstant(lastUpdated))
-	meta.Set("versionId", vid)
-	meta.Set("lastUpdated", lu)
+	meta.Set("versionId", jsonString(strconv.FormatInt(version, 10)))
+	meta.Set("lastUpdated", jsonString(FormatInstant(lastUpdated)))
 	meta.MoveFirst("versionId", "lastUpdated")
 	o := &Object{keys: append([]string(nil), p.obj.keys...), vals: append([]json.RawMessage(nil), p.obj.vals...)}
-	idJSON, _ := json.Marshal(id)
-	o.Set("id", idJSON)
+	o.Set("id", jsonString(id))
 	o.Set("meta", meta.Bytes())
 	o.MoveFirst("resourceType", "id", "meta")
 	return o.Bytes()

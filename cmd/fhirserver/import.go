@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"golang.org/x/term"
 
@@ -14,6 +15,7 @@ import (
 type importCmd struct {
 	Paths     []string `arg:"" name:"path" help:"Bundle (.json) or NDJSON (.ndjson) files, or folders of them." type:"path"`
 	BatchSize int      `name:"batch-size" env:"FHIR_IMPORT_BATCH" default:"500" help:"Resources per database transaction."`
+	Workers   int      `name:"workers" env:"FHIR_IMPORT_WORKERS" help:"Batches validated and loaded at once (default: 2 per CPU, so that validation overlaps database waits)."`
 	NoVerify  bool     `name:"no-validate" help:"Skip R4 validation (faster; only for trusted data)."`
 }
 
@@ -23,7 +25,11 @@ func (c *importCmd) Run(e *env) error {
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer st.Close()
-	im := &importer.Importer{Store: st, Tenant: store.DefaultTenant, BatchSize: c.BatchSize}
+	workers := c.Workers
+	if workers <= 0 {
+		workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	im := &importer.Importer{Store: st, Tenant: store.DefaultTenant, BatchSize: c.BatchSize, Workers: workers}
 	if !c.NoVerify {
 		v, err := validate.New()
 		if err != nil {
