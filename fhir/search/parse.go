@@ -51,8 +51,9 @@ type Options struct {
 // of a comma-separated list.
 //
 // Clauses come in the order of their parameter names (sorted), then as
-// repeated in the request. _count=0 asks for the count only: Parse sets
-// Summary to SummaryCount (and Count stays 0).
+// repeated in the request. _count=0 asks for the count only (R4 treats it
+// as _summary=count): Parse sets Summary to SummaryCount, and Count is 0
+// whenever Summary is SummaryCount.
 func Parse(params url.Values, opt Options) (*Query, error) {
 	p := &parser{opt: opt, q: &Query{}}
 	if err := p.resolveTypes(params["_type"]); err != nil {
@@ -306,6 +307,9 @@ func (p *parser) defs(types []string, code string, depth int) ([]*fhir.SearchPar
 			if len(types) == 1 {
 				return nil, unknown("%s has no search parameter %s", t, code)
 			}
+			if depth == 0 && len(p.q.Types) == 0 && p.q.Compartment != nil {
+				return nil, unknown("%s is not a parameter of every type in the %s compartment (%s has none); name the types with _type", code, p.q.Compartment.Type, t)
+			}
 			return nil, unknown("%s has no search parameter %s (over several types, a parameter must be defined on each)", t, code)
 		}
 		defs = append(defs, d)
@@ -332,9 +336,6 @@ func (p *parser) defs(types []string, code string, depth int) ([]*fhir.SearchPar
 
 // targetsOf is the union of the target types of reference parameters, sorted.
 func targetsOf(defs []*fhir.SearchParam) []string {
-	if len(defs) == 1 {
-		return defs[0].Targets
-	}
 	var out []string
 	for _, d := range defs {
 		for _, t := range d.Targets {
@@ -375,7 +376,7 @@ func (p *parser) chainClause(defs []*fhir.SearchParam, code, mod, tail, raw stri
 	} else {
 		next := chainedCode(tail)
 		for _, t := range targets {
-			if next == "_has" || definedOn(t, next) {
+			if next == "_has" && hasRefersTo(tail, t) || next != "_has" && definedOn(t, next) {
 				types = append(types, t)
 			}
 		}
@@ -401,6 +402,17 @@ func chainedCode(tail string) string {
 	tail, _, _ = strings.Cut(tail, ".")
 	tail, _, _ = strings.Cut(tail, ":")
 	return tail
+}
+
+// hasRefersTo reports whether the _has:Type:refParam:... at the start of
+// tail can refer to type t (or is malformed, for hasClause to report).
+func hasRefersTo(tail, t string) bool {
+	parts := strings.SplitN(strings.TrimPrefix(tail, "_has:"), ":", 3)
+	if len(parts) < 3 {
+		return true
+	}
+	rp, ok := fhir.LookupSearchParam(parts[0], parts[1])
+	return !ok || slices.Contains(rp.Targets, t)
 }
 
 func listOr(types []string) string {

@@ -87,7 +87,10 @@ func (p *parser) finish() {
 		p.q.Count = p.opt.MaxCount
 	}
 	if p.countZero {
-		p.q.Count, p.q.Summary = 0, SummaryCount
+		p.q.Summary = SummaryCount
+	}
+	if p.q.Summary == SummaryCount {
+		p.q.Count = 0 // no entries: a page size means nothing
 	}
 }
 
