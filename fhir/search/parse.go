@@ -103,7 +103,9 @@ func (p *parser) skip(format string, args ...any) error {
 	if p.opt.Strict {
 		return fhir.Errorf(fhir.KindInvalid, "search parameter %s: %s", p.key, msg)
 	}
-	p.q.Unknown = append(p.q.Unknown, Issue{Param: p.key, Message: msg})
+	if issue := (Issue{Param: p.key, Message: msg}); !slices.Contains(p.q.Unknown, issue) {
+		p.q.Unknown = append(p.q.Unknown, issue)
+	}
 	return nil
 }
 

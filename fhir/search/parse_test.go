@@ -76,7 +76,7 @@ func mustQuery(t *testing.T, s string) url.Values {
 	return v
 }
 
-func types(ts ...string) Options { return Options{Types: ts} }
+func opts(ts ...string) Options { return Options{Types: ts} }
 
 // TestParseClauses covers every parameter type with its modifiers,
 // prefixes, escapes, chains and _has.
@@ -87,136 +87,136 @@ func TestParseClauses(t *testing.T) {
 		want  []string // one describe() per clause, in order
 	}{
 		// string
-		{types("Patient"), "name=Peter", []string{"name {Raw=Peter Str=peter}"}},
-		{types("Patient"), "name=Jos%C3%A9", []string{"name {Raw=José Str=jose}"}},
-		{types("Patient"), "name:exact=Jos%C3%A9", []string{"name :exact {Raw=José Str=José}"}},
-		{types("Patient"), "name:contains=ETE", []string{"name :contains {Raw=ETE Str=ete}"}},
-		{types("Patient"), "name=a,b&name=c", []string{"name {Raw=a Str=a} {Raw=b Str=b}", "name {Raw=c Str=c}"}},
-		{types("Patient"), `name=a\,b,c\\`, []string{`name {Raw=a,b Str=a,b} {Raw=c\ Str=c\}`}},
-		{types("Patient"), `name=a\|b\$c\x`, []string{`name {Raw=a|b$c\x Str=a|b$c\x}`}},
-		{types("Patient"), "name=,a,,", []string{"name {Raw=a Str=a}"}},
-		{types("Patient"), "name=&name=,", nil},
-		{types("Patient"), "name:missing=true", []string{"name :missing missing=true"}},
-		{types("Patient"), "address-city:missing=false", []string{"address-city :missing missing=false"}},
+		{opts("Patient"), "name=Peter", []string{"name {Raw=Peter Str=peter}"}},
+		{opts("Patient"), "name=Jos%C3%A9", []string{"name {Raw=José Str=jose}"}},
+		{opts("Patient"), "name:exact=Jos%C3%A9", []string{"name :exact {Raw=José Str=José}"}},
+		{opts("Patient"), "name:contains=ETE", []string{"name :contains {Raw=ETE Str=ete}"}},
+		{opts("Patient"), "name=a,b&name=c", []string{"name {Raw=a Str=a} {Raw=b Str=b}", "name {Raw=c Str=c}"}},
+		{opts("Patient"), `name=a\,b,c\\`, []string{`name {Raw=a,b Str=a,b} {Raw=c\ Str=c\}`}},
+		{opts("Patient"), `name=a\|b\$c\x`, []string{`name {Raw=a|b$c\x Str=a|b$c\x}`}},
+		{opts("Patient"), "name=,a,,", []string{"name {Raw=a Str=a}"}},
+		{opts("Patient"), "name=&name=,", nil},
+		{opts("Patient"), "name:missing=true", []string{"name :missing missing=true"}},
+		{opts("Patient"), "address-city:missing=false", []string{"address-city :missing missing=false"}},
 
 		// token
-		{types("Observation"), "code=1234-5", []string{"code {Raw=1234-5 Code=1234-5}"}},
-		{types("Observation"), "code=http://loinc.org|1234-5", []string{"code {Raw=http://loinc.org|1234-5 System=http://loinc.org HasSystem=true Code=1234-5}"}},
-		{types("Observation"), "code=|1234-5", []string{"code {Raw=|1234-5 HasSystem=true Code=1234-5}"}},
-		{types("Observation"), "code=http://loinc.org|", []string{"code {Raw=http://loinc.org| System=http://loinc.org HasSystem=true}"}},
-		{types("Observation"), `code=a\|b|c\,d`, []string{`code {Raw=a|b|c,d System=a|b HasSystem=true Code=c,d}`}},
-		{types("Observation"), "code:not=x,y", []string{"code :not {Raw=x Code=x} {Raw=y Code=y}"}},
-		{types("Observation"), "code:text=Bl%C3%BCt", []string{"code :text {Raw=Blüt Str=blut}"}},
-		{types("Observation"), "code:in=http://acme.org/vs|2", []string{"code :in {Raw=http://acme.org/vs|2 URL=http://acme.org/vs|2}"}},
-		{types("Observation"), "code:not-in=ValueSet/123", []string{"code :not-in {Raw=ValueSet/123 URL=ValueSet/123}"}},
-		{types("Observation"), "code:below=http://snomed.info/sct|235862008", []string{"code :below {Raw=http://snomed.info/sct|235862008 System=http://snomed.info/sct HasSystem=true Code=235862008}"}},
-		{types("Observation"), "code:above=http://snomed.info/sct|3738000", []string{"code :above {Raw=http://snomed.info/sct|3738000 System=http://snomed.info/sct HasSystem=true Code=3738000}"}},
-		{types("Patient"), "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053",
+		{opts("Observation"), "code=1234-5", []string{"code {Raw=1234-5 Code=1234-5}"}},
+		{opts("Observation"), "code=http://loinc.org|1234-5", []string{"code {Raw=http://loinc.org|1234-5 System=http://loinc.org HasSystem=true Code=1234-5}"}},
+		{opts("Observation"), "code=|1234-5", []string{"code {Raw=|1234-5 HasSystem=true Code=1234-5}"}},
+		{opts("Observation"), "code=http://loinc.org|", []string{"code {Raw=http://loinc.org| System=http://loinc.org HasSystem=true}"}},
+		{opts("Observation"), `code=a\|b|c\,d`, []string{`code {Raw=a|b|c,d System=a|b HasSystem=true Code=c,d}`}},
+		{opts("Observation"), "code:not=x,y", []string{"code :not {Raw=x Code=x} {Raw=y Code=y}"}},
+		{opts("Observation"), "code:text=Bl%C3%BCt", []string{"code :text {Raw=Blüt Str=blut}"}},
+		{opts("Observation"), "code:in=http://acme.org/vs|2", []string{"code :in {Raw=http://acme.org/vs|2 URL=http://acme.org/vs|2}"}},
+		{opts("Observation"), "code:not-in=ValueSet/123", []string{"code :not-in {Raw=ValueSet/123 URL=ValueSet/123}"}},
+		{opts("Observation"), "code:below=http://snomed.info/sct|235862008", []string{"code :below {Raw=http://snomed.info/sct|235862008 System=http://snomed.info/sct HasSystem=true Code=235862008}"}},
+		{opts("Observation"), "code:above=http://snomed.info/sct|3738000", []string{"code :above {Raw=http://snomed.info/sct|3738000 System=http://snomed.info/sct HasSystem=true Code=3738000}"}},
+		{opts("Patient"), "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053",
 			[]string{"identifier :of-type {Raw=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053 Code=446053 TypeSystem=http://terminology.hl7.org/CodeSystem/v2-0203 TypeCode=MR}"}},
-		{types("Patient"), "gender=male&active=true", []string{"active {Raw=true Code=true}", "gender {Raw=male Code=male}"}},
-		{types("Patient"), "telecom=phone|555", []string{"telecom {Raw=phone|555 System=phone HasSystem=true Code=555}"}},
-		{types("Patient"), "_id=a1,b-2.3", []string{"_id {Raw=a1 Code=a1} {Raw=b-2.3 Code=b-2.3}"}},
-		{types("Patient"), "_id:not=a1", []string{"_id :not {Raw=a1 Code=a1}"}},
-		{types("Patient"), "_tag=http://acme.org/tags|t1&_security=|R", []string{
+		{opts("Patient"), "gender=male&active=true", []string{"active {Raw=true Code=true}", "gender {Raw=male Code=male}"}},
+		{opts("Patient"), "telecom=phone|555", []string{"telecom {Raw=phone|555 System=phone HasSystem=true Code=555}"}},
+		{opts("Patient"), "_id=a1,b-2.3", []string{"_id {Raw=a1 Code=a1} {Raw=b-2.3 Code=b-2.3}"}},
+		{opts("Patient"), "_id:not=a1", []string{"_id :not {Raw=a1 Code=a1}"}},
+		{opts("Patient"), "_tag=http://acme.org/tags|t1&_security=|R", []string{
 			"_security {Raw=|R HasSystem=true Code=R}",
 			"_tag {Raw=http://acme.org/tags|t1 System=http://acme.org/tags HasSystem=true Code=t1}"}},
 
 		// reference
-		{types("Observation"), "subject=Patient/123", []string{"subject {Raw=Patient/123 RefType=Patient RefID=123}"}},
-		{types("Observation"), "subject=123", []string{"subject {Raw=123 RefID=123}"}},
-		{types("Observation"), "subject:Patient=123", []string{"subject type=Patient {Raw=123 RefType=Patient RefID=123}"}},
-		{types("Observation"), "subject:Patient=Patient/123", []string{"subject type=Patient {Raw=Patient/123 RefType=Patient RefID=123}"}},
-		{types("Observation"), "subject=Patient/123/_history/4", []string{"subject {Raw=Patient/123/_history/4 RefType=Patient RefID=123 RefVersion=4}"}},
-		{types("Observation"), "subject=http://other.org/fhir/Patient/123", []string{"subject {Raw=http://other.org/fhir/Patient/123 RefType=Patient RefID=123 URL=http://other.org/fhir/Patient/123}"}},
-		{types("Observation"), "subject=http://other.org/fhir/Patient/123/_history/2", []string{"subject {Raw=http://other.org/fhir/Patient/123/_history/2 RefType=Patient RefID=123 RefVersion=2 URL=http://other.org/fhir/Patient/123/_history/2}"}},
-		{types("Observation"), "subject=urn:uuid:8a3b3f5e-2bd4-4d24-9a7c-0f3b1e0e4a11", []string{"subject {Raw=urn:uuid:8a3b3f5e-2bd4-4d24-9a7c-0f3b1e0e4a11 URL=urn:uuid:8a3b3f5e-2bd4-4d24-9a7c-0f3b1e0e4a11}"}},
-		{types("Observation"), "subject=http://other.org/somewhere", []string{"subject {Raw=http://other.org/somewhere URL=http://other.org/somewhere}"}},
+		{opts("Observation"), "subject=Patient/123", []string{"subject {Raw=Patient/123 RefType=Patient RefID=123}"}},
+		{opts("Observation"), "subject=123", []string{"subject {Raw=123 RefID=123}"}},
+		{opts("Observation"), "subject:Patient=123", []string{"subject type=Patient {Raw=123 RefType=Patient RefID=123}"}},
+		{opts("Observation"), "subject:Patient=Patient/123", []string{"subject type=Patient {Raw=Patient/123 RefType=Patient RefID=123}"}},
+		{opts("Observation"), "subject=Patient/123/_history/4", []string{"subject {Raw=Patient/123/_history/4 RefType=Patient RefID=123 RefVersion=4}"}},
+		{opts("Observation"), "subject=http://other.org/fhir/Patient/123", []string{"subject {Raw=http://other.org/fhir/Patient/123 RefType=Patient RefID=123 URL=http://other.org/fhir/Patient/123}"}},
+		{opts("Observation"), "subject=http://other.org/fhir/Patient/123/_history/2", []string{"subject {Raw=http://other.org/fhir/Patient/123/_history/2 RefType=Patient RefID=123 RefVersion=2 URL=http://other.org/fhir/Patient/123/_history/2}"}},
+		{opts("Observation"), "subject=urn:uuid:8a3b3f5e-2bd4-4d24-9a7c-0f3b1e0e4a11", []string{"subject {Raw=urn:uuid:8a3b3f5e-2bd4-4d24-9a7c-0f3b1e0e4a11 URL=urn:uuid:8a3b3f5e-2bd4-4d24-9a7c-0f3b1e0e4a11}"}},
+		{opts("Observation"), "subject=http://other.org/somewhere", []string{"subject {Raw=http://other.org/somewhere URL=http://other.org/somewhere}"}},
 		{Options{Types: []string{"Observation"}, Base: "http://localhost:8080/fhir/"}, "subject=http://localhost:8080/fhir/Patient/123",
 			[]string{"subject {Raw=http://localhost:8080/fhir/Patient/123 RefType=Patient RefID=123}"}},
-		{types("QuestionnaireResponse"), "questionnaire=http://acme.org/Questionnaire/q1|2.0",
+		{opts("QuestionnaireResponse"), "questionnaire=http://acme.org/Questionnaire/q1|2.0",
 			[]string{"questionnaire {Raw=http://acme.org/Questionnaire/q1|2.0 RefType=Questionnaire RefID=q1 RefVersion=2.0 URL=http://acme.org/Questionnaire/q1}"}},
-		{types("Observation"), "subject:identifier=http://acme.org/mrn|123", []string{"subject :identifier {Raw=http://acme.org/mrn|123 System=http://acme.org/mrn HasSystem=true Code=123}"}},
-		{types("Observation"), "subject:missing=true", []string{"subject :missing missing=true"}},
+		{opts("Observation"), "subject:identifier=http://acme.org/mrn|123", []string{"subject :identifier {Raw=http://acme.org/mrn|123 System=http://acme.org/mrn HasSystem=true Code=123}"}},
+		{opts("Observation"), "subject:missing=true", []string{"subject :missing missing=true"}},
 
 		// date
-		{types("Patient"), "birthdate=2020", []string{"birthdate {Raw=2020 Prefix=eq Low=2020-01-01T00:00:00Z High=2021-01-01T00:00:00Z}"}},
-		{types("Patient"), "birthdate=eq2020-02", []string{"birthdate {Raw=eq2020-02 Prefix=eq Low=2020-02-01T00:00:00Z High=2020-03-01T00:00:00Z}"}},
-		{types("Patient"), "birthdate=ne2020-02-29", []string{"birthdate {Raw=ne2020-02-29 Prefix=ne Low=2020-02-29T00:00:00Z High=2020-03-01T00:00:00Z}"}},
-		{types("Observation"), "date=gt2020-03-01T10:00", []string{"date {Raw=gt2020-03-01T10:00 Prefix=gt Low=2020-03-01T10:00:00Z High=2020-03-01T10:01:00Z}"}},
-		{types("Observation"), "date=lt2020-03-01T10:00:30Z", []string{"date {Raw=lt2020-03-01T10:00:30Z Prefix=lt Low=2020-03-01T10:00:30Z High=2020-03-01T10:00:31Z}"}},
-		{types("Observation"), "date=ge2020-03-01T10:00:30.25%2B02:00", []string{"date {Raw=ge2020-03-01T10:00:30.25+02:00 Prefix=ge Low=2020-03-01T08:00:30.25Z High=2020-03-01T08:00:30.26Z}"}},
-		{types("Observation"), "date=le2020-03-01T00:00:00-05:00", []string{"date {Raw=le2020-03-01T00:00:00-05:00 Prefix=le Low=2020-03-01T05:00:00Z High=2020-03-01T05:00:01Z}"}},
-		{types("Observation"), "date=sa2020&date=eb2021", []string{
+		{opts("Patient"), "birthdate=2020", []string{"birthdate {Raw=2020 Prefix=eq Low=2020-01-01T00:00:00Z High=2021-01-01T00:00:00Z}"}},
+		{opts("Patient"), "birthdate=eq2020-02", []string{"birthdate {Raw=eq2020-02 Prefix=eq Low=2020-02-01T00:00:00Z High=2020-03-01T00:00:00Z}"}},
+		{opts("Patient"), "birthdate=ne2020-02-29", []string{"birthdate {Raw=ne2020-02-29 Prefix=ne Low=2020-02-29T00:00:00Z High=2020-03-01T00:00:00Z}"}},
+		{opts("Observation"), "date=gt2020-03-01T10:00", []string{"date {Raw=gt2020-03-01T10:00 Prefix=gt Low=2020-03-01T10:00:00Z High=2020-03-01T10:01:00Z}"}},
+		{opts("Observation"), "date=lt2020-03-01T10:00:30Z", []string{"date {Raw=lt2020-03-01T10:00:30Z Prefix=lt Low=2020-03-01T10:00:30Z High=2020-03-01T10:00:31Z}"}},
+		{opts("Observation"), "date=ge2020-03-01T10:00:30.25%2B02:00", []string{"date {Raw=ge2020-03-01T10:00:30.25+02:00 Prefix=ge Low=2020-03-01T08:00:30.25Z High=2020-03-01T08:00:30.26Z}"}},
+		{opts("Observation"), "date=le2020-03-01T00:00:00-05:00", []string{"date {Raw=le2020-03-01T00:00:00-05:00 Prefix=le Low=2020-03-01T05:00:00Z High=2020-03-01T05:00:01Z}"}},
+		{opts("Observation"), "date=sa2020&date=eb2021", []string{
 			"date {Raw=sa2020 Prefix=sa Low=2020-01-01T00:00:00Z High=2021-01-01T00:00:00Z}",
 			"date {Raw=eb2021 Prefix=eb Low=2021-01-01T00:00:00Z High=2022-01-01T00:00:00Z}"}},
-		{types("Observation"), "date=ap2020-06-15,2021", []string{
+		{opts("Observation"), "date=ap2020-06-15,2021", []string{
 			"date {Raw=ap2020-06-15 Prefix=ap Low=2020-06-15T00:00:00Z High=2020-06-16T00:00:00Z} {Raw=2021 Prefix=eq Low=2021-01-01T00:00:00Z High=2022-01-01T00:00:00Z}"}},
-		{types("Patient"), "_lastUpdated=ge2024-01-01T00:00:00Z", []string{"_lastUpdated {Raw=ge2024-01-01T00:00:00Z Prefix=ge Low=2024-01-01T00:00:00Z High=2024-01-01T00:00:01Z}"}},
+		{opts("Patient"), "_lastUpdated=ge2024-01-01T00:00:00Z", []string{"_lastUpdated {Raw=ge2024-01-01T00:00:00Z Prefix=ge Low=2024-01-01T00:00:00Z High=2024-01-01T00:00:01Z}"}},
 
 		// number
-		{types("RiskAssessment"), "probability=100", []string{"probability {Raw=100 Prefix=eq Number=100 NumLow=99.5 NumHigh=100.5}"}},
-		{types("RiskAssessment"), "probability=gt0.8", []string{"probability {Raw=gt0.8 Prefix=gt Number=0.8 NumLow=0.75 NumHigh=0.85}"}},
-		{types("RiskAssessment"), "probability=1e2", []string{"probability {Raw=1e2 Prefix=eq Number=1e2 NumLow=50 NumHigh=150}"}},
-		{types("RiskAssessment"), "probability=le-1.50", []string{"probability {Raw=le-1.50 Prefix=le Number=-1.50 NumLow=-1.505 NumHigh=-1.495}"}},
-		{types("RiskAssessment"), "probability=ap1.5E-3", []string{"probability {Raw=ap1.5E-3 Prefix=ap Number=1.5E-3 NumLow=0.00145 NumHigh=0.00155}"}},
+		{opts("RiskAssessment"), "probability=100", []string{"probability {Raw=100 Prefix=eq Number=100 NumLow=99.5 NumHigh=100.5}"}},
+		{opts("RiskAssessment"), "probability=gt0.8", []string{"probability {Raw=gt0.8 Prefix=gt Number=0.8 NumLow=0.75 NumHigh=0.85}"}},
+		{opts("RiskAssessment"), "probability=1e2", []string{"probability {Raw=1e2 Prefix=eq Number=1e2 NumLow=50 NumHigh=150}"}},
+		{opts("RiskAssessment"), "probability=le-1.50", []string{"probability {Raw=le-1.50 Prefix=le Number=-1.50 NumLow=-1.505 NumHigh=-1.495}"}},
+		{opts("RiskAssessment"), "probability=ap1.5E-3", []string{"probability {Raw=ap1.5E-3 Prefix=ap Number=1.5E-3 NumLow=0.00145 NumHigh=0.00155}"}},
 
 		// quantity
-		{types("Observation"), "value-quantity=5.4", []string{"value-quantity {Raw=5.4 Prefix=eq Number=5.4 NumLow=5.35 NumHigh=5.45}"}},
-		{types("Observation"), "value-quantity=le5.4|http://unitsofmeasure.org|mg",
+		{opts("Observation"), "value-quantity=5.4", []string{"value-quantity {Raw=5.4 Prefix=eq Number=5.4 NumLow=5.35 NumHigh=5.45}"}},
+		{opts("Observation"), "value-quantity=le5.4|http://unitsofmeasure.org|mg",
 			[]string{"value-quantity {Raw=le5.4|http://unitsofmeasure.org|mg Prefix=le Number=5.4 NumLow=5.35 NumHigh=5.45 UnitSystem=http://unitsofmeasure.org UnitCode=mg}"}},
-		{types("Observation"), "value-quantity=5.4||mg", []string{"value-quantity {Raw=5.4||mg Prefix=eq Number=5.4 NumLow=5.35 NumHigh=5.45 UnitCode=mg}"}},
-		{types("Observation"), "value-quantity=gt5|http://unitsofmeasure.org|", []string{"value-quantity {Raw=gt5|http://unitsofmeasure.org| Prefix=gt Number=5 NumLow=4.5 NumHigh=5.5 UnitSystem=http://unitsofmeasure.org}"}},
+		{opts("Observation"), "value-quantity=5.4||mg", []string{"value-quantity {Raw=5.4||mg Prefix=eq Number=5.4 NumLow=5.35 NumHigh=5.45 UnitCode=mg}"}},
+		{opts("Observation"), "value-quantity=gt5|http://unitsofmeasure.org|", []string{"value-quantity {Raw=gt5|http://unitsofmeasure.org| Prefix=gt Number=5 NumLow=4.5 NumHigh=5.5 UnitSystem=http://unitsofmeasure.org}"}},
 
 		// uri
-		{types("ValueSet"), "url=http://acme.org/fhir/ValueSet/123", []string{"url {Raw=http://acme.org/fhir/ValueSet/123 Str=http://acme.org/fhir/ValueSet/123}"}},
-		{types("ValueSet"), "url:below=http://acme.org/fhir/", []string{"url :below {Raw=http://acme.org/fhir/ Str=http://acme.org/fhir/}"}},
-		{types("ValueSet"), "url:above=http://acme.org/fhir/ValueSet/123/_history/5", []string{"url :above {Raw=http://acme.org/fhir/ValueSet/123/_history/5 Str=http://acme.org/fhir/ValueSet/123/_history/5}"}},
-		{types("Patient"), "_profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient&_source=http://acme.org/src",
+		{opts("ValueSet"), "url=http://acme.org/fhir/ValueSet/123", []string{"url {Raw=http://acme.org/fhir/ValueSet/123 Str=http://acme.org/fhir/ValueSet/123}"}},
+		{opts("ValueSet"), "url:below=http://acme.org/fhir/", []string{"url :below {Raw=http://acme.org/fhir/ Str=http://acme.org/fhir/}"}},
+		{opts("ValueSet"), "url:above=http://acme.org/fhir/ValueSet/123/_history/5", []string{"url :above {Raw=http://acme.org/fhir/ValueSet/123/_history/5 Str=http://acme.org/fhir/ValueSet/123/_history/5}"}},
+		{opts("Patient"), "_profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient&_source=http://acme.org/src",
 			[]string{"_profile {Raw=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient Str=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient}",
 				"_source {Raw=http://acme.org/src Str=http://acme.org/src}"}},
 
 		// composite
-		{types("Observation"), "code-value-quantity=http://loinc.org|8480-6$lt60",
+		{opts("Observation"), "code-value-quantity=http://loinc.org|8480-6$lt60",
 			[]string{"code-value-quantity {Raw=http://loinc.org|8480-6$lt60 Parts={Raw=http://loinc.org|8480-6 System=http://loinc.org HasSystem=true Code=8480-6}${Raw=lt60 Prefix=lt Number=60 NumLow=59.5 NumHigh=60.5}}"}},
-		{types("Observation"), "code-value-quantity=8480-6$gt5.4|http://unitsofmeasure.org|mm[Hg]",
+		{opts("Observation"), "code-value-quantity=8480-6$gt5.4|http://unitsofmeasure.org|mm[Hg]",
 			[]string{"code-value-quantity {Raw=8480-6$gt5.4|http://unitsofmeasure.org|mm[Hg] Parts={Raw=8480-6 Code=8480-6}${Raw=gt5.4|http://unitsofmeasure.org|mm[Hg] Prefix=gt Number=5.4 NumLow=5.35 NumHigh=5.45 UnitSystem=http://unitsofmeasure.org UnitCode=mm[Hg]}}"}},
-		{types("Observation"), `code-value-string=a\$b$Hello`,
+		{opts("Observation"), `code-value-string=a\$b$Hello`,
 			[]string{"code-value-string {Raw=a$b$Hello Parts={Raw=a$b Code=a$b}${Raw=Hello Str=hello}}"}},
-		{types("Observation"), "code-value-date=1234$ge2020", []string{
+		{opts("Observation"), "code-value-date=1234$ge2020", []string{
 			"code-value-date {Raw=1234$ge2020 Parts={Raw=1234 Code=1234}${Raw=ge2020 Prefix=ge Low=2020-01-01T00:00:00Z High=2021-01-01T00:00:00Z}}"}},
-		{types("Observation"), "code-value-quantity:missing=true", []string{"code-value-quantity :missing missing=true"}},
+		{opts("Observation"), "code-value-quantity:missing=true", []string{"code-value-quantity :missing missing=true"}},
 
 		// special
-		{types("Location"), "near=42.256500|-83.694810|11.20|km", []string{"near {Raw=42.256500|-83.694810|11.20|km Number=11.20 NumLow=11.195 NumHigh=11.205 UnitCode=km Latitude=42.256500 Longitude=-83.694810}"}},
-		{types("Location"), "near=42.2565|-83.6948|5", []string{"near {Raw=42.2565|-83.6948|5 Number=5 NumLow=4.5 NumHigh=5.5 UnitCode=km Latitude=42.2565 Longitude=-83.6948}"}},
-		{types("Location"), "near=42.2565|-83.6948", []string{"near {Raw=42.2565|-83.6948 Latitude=42.2565 Longitude=-83.6948}"}},
+		{opts("Location"), "near=42.256500|-83.694810|11.20|km", []string{"near {Raw=42.256500|-83.694810|11.20|km Number=11.20 NumLow=11.195 NumHigh=11.205 UnitCode=km Latitude=42.256500 Longitude=-83.694810}"}},
+		{opts("Location"), "near=42.2565|-83.6948|5", []string{"near {Raw=42.2565|-83.6948|5 Number=5 NumLow=4.5 NumHigh=5.5 UnitCode=km Latitude=42.2565 Longitude=-83.6948}"}},
+		{opts("Location"), "near=42.2565|-83.6948", []string{"near {Raw=42.2565|-83.6948 Latitude=42.2565 Longitude=-83.6948}"}},
 
 		// chains
-		{types("Observation"), "subject:Patient.name=peter", []string{"subject:Patient[Patient] -> name {Raw=peter Str=peter}"}},
-		{types("Observation"), "subject.name=peter", []string{"subject:[Location Patient] -> name {Raw=peter Str=peter}"}},
-		{types("Observation"), "subject.birthdate=ge2000", []string{"subject:[Patient] -> birthdate {Raw=ge2000 Prefix=ge Low=2000-01-01T00:00:00Z High=2001-01-01T00:00:00Z}"}},
-		{types("Observation"), "subject._id=1", []string{"subject:[Device Group Location Patient] -> _id {Raw=1 Code=1}"}},
-		{types("Observation"), "subject:Patient.organization.name:exact=Acme", []string{"subject:Patient[Patient] -> organization:[Organization] -> name :exact {Raw=Acme Str=Acme}"}},
-		{types("Observation"), "subject:Patient.general-practitioner:Practitioner.identifier=http://npi|1", []string{
+		{opts("Observation"), "subject:Patient.name=peter", []string{"subject:Patient[Patient] -> name {Raw=peter Str=peter}"}},
+		{opts("Observation"), "subject.name=peter", []string{"subject:[Location Patient] -> name {Raw=peter Str=peter}"}},
+		{opts("Observation"), "subject.birthdate=ge2000", []string{"subject:[Patient] -> birthdate {Raw=ge2000 Prefix=ge Low=2000-01-01T00:00:00Z High=2001-01-01T00:00:00Z}"}},
+		{opts("Observation"), "subject._id=1", []string{"subject:[Device Group Location Patient] -> _id {Raw=1 Code=1}"}},
+		{opts("Observation"), "subject:Patient.organization.name:exact=Acme", []string{"subject:Patient[Patient] -> organization:[Organization] -> name :exact {Raw=Acme Str=Acme}"}},
+		{opts("Observation"), "subject:Patient.general-practitioner:Practitioner.identifier=http://npi|1", []string{
 			"subject:Patient[Patient] -> general-practitioner:Practitioner[Practitioner] -> identifier {Raw=http://npi|1 System=http://npi HasSystem=true Code=1}"}},
-		{types("Observation"), "subject:Patient.name:missing=true", []string{"subject:Patient[Patient] -> name :missing missing=true"}},
-		{types("Observation"), "subject:Patient.organization=Organization/1", []string{"subject:Patient[Patient] -> organization {Raw=Organization/1 RefType=Organization RefID=1}"}},
-		{types("Encounter"), "patient._has:Group:member:_id=102", []string{"patient:[Group Patient] -> _has(Group.member) _id {Raw=102 Code=102}"}},
+		{opts("Observation"), "subject:Patient.name:missing=true", []string{"subject:Patient[Patient] -> name :missing missing=true"}},
+		{opts("Observation"), "subject:Patient.organization=Organization/1", []string{"subject:Patient[Patient] -> organization {Raw=Organization/1 RefType=Organization RefID=1}"}},
+		{opts("Encounter"), "patient._has:Group:member:_id=102", []string{"patient:[Group Patient] -> _has(Group.member) _id {Raw=102 Code=102}"}},
 
 		// _has
-		{types("Patient"), "_has:Observation:patient:code=1234", []string{"_has(Observation.patient) code {Raw=1234 Code=1234}"}},
-		{types("Patient"), "_has:Observation:patient:code:text=bp", []string{"_has(Observation.patient) code :text {Raw=bp Str=bp}"}},
-		{types("Patient"), "_has:Observation:patient:_has:AuditEvent:entity:agent=Practitioner/1",
+		{opts("Patient"), "_has:Observation:patient:code=1234", []string{"_has(Observation.patient) code {Raw=1234 Code=1234}"}},
+		{opts("Patient"), "_has:Observation:patient:code:text=bp", []string{"_has(Observation.patient) code :text {Raw=bp Str=bp}"}},
+		{opts("Patient"), "_has:Observation:patient:_has:AuditEvent:entity:agent=Practitioner/1",
 			[]string{"_has(Observation.patient) _has(AuditEvent.entity) agent {Raw=Practitioner/1 RefType=Practitioner RefID=1}"}},
-		{types("Patient"), "_has:Observation:subject:performer.name=x",
+		{opts("Patient"), "_has:Observation:subject:performer.name=x",
 			[]string{"_has(Observation.subject) performer:[Organization Patient Practitioner RelatedPerson] -> name {Raw=x Str=x}"}},
-		{types("Patient"), "_list=42,43", []string{"_has(List.item) _id {Raw=42 Code=42} {Raw=43 Code=43}"}},
+		{opts("Patient"), "_list=42,43", []string{"_has(List.item) _id {Raw=42 Code=42} {Raw=43 Code=43}"}},
 
 		// full text, when the store has it
 		{Options{Types: []string{"Patient"}, FullText: true}, "_text=cough&_content=Smith", []string{"_content {Raw=Smith Str=smith}", "_text {Raw=cough Str=cough}"}},
 
 		// several types: a parameter they all have
-		{types("Observation", "Condition"), "code=1&patient=Patient/1", []string{"code {Raw=1 Code=1}", "patient {Raw=Patient/1 RefType=Patient RefID=1}"}},
+		{opts("Observation", "Condition"), "code=1&patient=Patient/1", []string{"code {Raw=1 Code=1}", "patient {Raw=Patient/1 RefType=Patient RefID=1}"}},
 		{Options{}, "_id=1&_lastUpdated=2020&_tag=x", []string{
 			"_id {Raw=1 Code=1}",
 			"_lastUpdated {Raw=2020 Prefix=eq Low=2020-01-01T00:00:00Z High=2021-01-01T00:00:00Z}",
@@ -293,120 +293,122 @@ func TestParseErrors(t *testing.T) {
 		want  string // in the message, after the parameter's name
 	}{
 		// modifiers
-		{types("Patient"), "name:text=x", "modifier :text is not valid for name, a string parameter"},
-		{types("Patient"), "name:not=x", "modifier :not is not valid"},
-		{types("Patient"), "birthdate:exact=2020", "modifier :exact is not valid for birthdate, a date parameter"},
-		{types("Observation"), "code:exact=x", "modifier :exact is not valid for code, a token parameter"},
-		{types("Observation"), "subject:text=x", "modifier :text is not valid for subject, a reference parameter"},
-		{types("Observation"), "subject:Medication=1", "Medication is not a target type of subject"},
-		{types("Observation"), "value-quantity:above=5", "modifier :above is not valid"},
-		{types("ValueSet"), "url:contains=x", "modifier :contains is not valid"},
-		{types("Patient"), "_id:text=x", "modifier :text is not valid for _id"},
-		{types("Patient"), "name:=x", "empty modifier"},
-		{types("Patient"), "name:missing=yes", ":missing takes true or false"},
-		{types("Patient"), "name:missing=true,false", ":missing takes true or false"},
+		{opts("Patient"), "name:text=x", "modifier :text is not valid for name, a string parameter"},
+		{opts("Patient"), "name:not=x", "modifier :not is not valid"},
+		{opts("Patient"), "birthdate:exact=2020", "modifier :exact is not valid for birthdate, a date parameter"},
+		{opts("Observation"), "code:exact=x", "modifier :exact is not valid for code, a token parameter"},
+		{opts("Observation"), "subject:text=x", "modifier :text is not valid for subject, a reference parameter"},
+		{opts("Observation"), "subject:Medication=1", "Medication is not a target type of subject"},
+		{opts("Observation"), "value-quantity:above=5", "modifier :above is not valid"},
+		{opts("ValueSet"), "url:contains=x", "modifier :contains is not valid"},
+		{opts("Patient"), "_id:text=x", "modifier :text is not valid for _id"},
+		{opts("Patient"), "name:=x", "empty modifier"},
+		{opts("Patient"), "name:missing=yes", ":missing takes true or false"},
+		{opts("Patient"), "name:missing=true,false", ":missing takes true or false"},
 		// token
-		{types("Observation"), "code=a|b|c", "is not [system|]code"},
-		{types("Observation"), "code=|", "has neither a system nor a code"},
-		{types("Patient"), "identifier:of-type=a|b", ":of-type takes type-system|type-code|value"},
-		{types("Patient"), "identifier:of-type=a||c", ":of-type takes type-system|type-code|value"},
-		{types("Patient"), "_id=a%20b", `"a b" is not a resource id`},
-		{types("Patient"), "_id=x|1", "is not a resource id"},
+		{opts("Observation"), "code=a|b|c", "is not [system|]code"},
+		{opts("Observation"), "code=|", "has neither a system nor a code"},
+		{opts("Patient"), "identifier:of-type=a|b", ":of-type takes type-system|type-code|value"},
+		{opts("Patient"), "identifier:of-type=a||c", ":of-type takes type-system|type-code|value"},
+		{opts("Patient"), "_id=a%20b", `"a b" is not a resource id`},
+		{opts("Patient"), "_id=x|1", "is not a resource id"},
 		// reference
-		{types("Observation"), "subject=Foo/1", "is not a reference"},
-		{types("Observation"), "subject=Patient/1/2", "is not a reference"},
-		{types("Observation"), "subject=a%20b", "is not a reference"},
-		{types("Observation"), "subject=Medication/1", "Medication is not a target type of this parameter"},
-		{types("Observation"), "subject:Patient=Group/1", "is not a Patient reference"},
-		{types("Observation"), "subject=Patient/1|2", "a |version follows an absolute canonical URL"},
-		{types("Observation"), "subject=http://x/y|1|2", "has more than one |"},
+		{opts("Observation"), "subject=Foo/1", "is not a reference"},
+		{opts("Observation"), "subject=Patient/1/2", "is not a reference"},
+		{opts("Observation"), "subject=a%20b", "is not a reference"},
+		{opts("Observation"), "subject=Medication/1", "Medication is not a target type of this parameter"},
+		{opts("Observation"), "subject:Patient=Group/1", "is not a Patient reference"},
+		{opts("Observation"), "subject=Patient/1|2", "a |version follows an absolute canonical URL"},
+		{opts("Observation"), "subject=http://x/y|1|2", "has more than one |"},
 		// date
-		{types("Patient"), "birthdate=2020-13", `"2020-13" is not a date`},
-		{types("Patient"), "birthdate=2019-02-29", "is not a date"},
-		{types("Patient"), "birthdate=20", "is not a date"},
-		{types("Patient"), "birthdate=2020-01-01T10", "is not a date"},
-		{types("Patient"), "birthdate=2020-01-01T25:00", "is not a date"},
-		{types("Observation"), "date=2020-01-01T10:00:00+02:00", "a + in a time zone must be sent as %2B"},
-		{types("Patient"), "birthdate=xx2020", `unknown prefix "xx"`},
-		{types("Patient"), "birthdate=gt", "is not a date"},
+		{opts("Patient"), "birthdate=2020-13", `"2020-13" is not a date`},
+		{opts("Patient"), "birthdate=2019-02-29", "is not a date"},
+		{opts("Patient"), "birthdate=20", "is not a date"},
+		{opts("Patient"), "birthdate=2020-01-01T10", "is not a date"},
+		{opts("Patient"), "birthdate=2020-01-01T25:00", "is not a date"},
+		{opts("Observation"), "date=2020-01-01T10:00:00+02:00", "a + in a time zone must be sent as %2B"},
+		{opts("Patient"), "birthdate=xx2020", `unknown prefix "xx"`},
+		{opts("Patient"), "birthdate=gt", "is not a date"},
 		// number and quantity
-		{types("RiskAssessment"), "probability=abc", `unknown prefix "ab"`},
-		{types("RiskAssessment"), "probability=1.", "is not a number"},
-		{types("RiskAssessment"), "probability=0x10", "is not a number"},
-		{types("RiskAssessment"), "probability=gt", "is not a number"},
-		{types("Observation"), "value-quantity=5.4|mg", "is not a quantity: number, number|system|code or number||code"},
-		{types("Observation"), "value-quantity=5.4|a|b|c", "is not a quantity"},
-		{types("Observation"), "value-quantity=five||mg", "unknown prefix"},
-		{types("Observation"), "value-quantity=||mg", "is not a quantity"},
+		{opts("RiskAssessment"), "probability=abc", `unknown prefix "ab"`},
+		{opts("RiskAssessment"), "probability=1.", "is not a number"},
+		{opts("RiskAssessment"), "probability=0x10", "is not a number"},
+		{opts("RiskAssessment"), "probability=gt", "is not a number"},
+		{opts("Observation"), "value-quantity=5.4|mg", "is not a quantity: number, number|system|code or number||code"},
+		{opts("Observation"), "value-quantity=5.4|a|b|c", "is not a quantity"},
+		{opts("Observation"), "value-quantity=five||mg", "unknown prefix"},
+		{opts("Observation"), "value-quantity=||mg", "is not a quantity"},
 		// composite and special
-		{types("Observation"), "code-value-quantity=1234", "a value has 2 parts separated by $ (code$value-quantity)"},
-		{types("Observation"), "code-value-quantity=1$2$3", "a value has 2 parts"},
-		{types("Observation"), "code-value-quantity=1234$", "the value-quantity part is empty"},
-		{types("Observation"), "code-value-quantity=1234$abc", "unknown prefix"},
-		{types("Observation"), "code-value-quantity=1$2,3$4", "takes one value at a time (multipleOr is false)"},
-		{types("Observation"), "code-value-quantity:exact=1$2", "modifier :exact is not valid"},
-		{types("Location"), "near=1", "is not latitude|longitude"},
-		{types("Location"), "near=91|0", "is not latitude|longitude"},
-		{types("Location"), "near=0|181", "is not latitude|longitude"},
-		{types("Location"), "near=1|2|-3", "the distance is negative"},
-		{types("Location"), "near=1|2||km", "a unit needs a distance"},
-		{types("Location"), "near=1|2|x|km", "is not a distance"},
+		{opts("Observation"), "code-value-quantity=1234", "a value has 2 parts separated by $ (code$value-quantity)"},
+		{opts("Observation"), "code-value-quantity=1$2$3", "a value has 2 parts"},
+		{opts("Observation"), "code-value-quantity=1234$", "the value-quantity part is empty"},
+		{opts("Observation"), "code-value-quantity=1234$abc", "unknown prefix"},
+		{opts("Observation"), "code-value-quantity=1$2,3$4", "takes one value at a time (multipleOr is false)"},
+		{opts("Observation"), "code-value-quantity:exact=1$2", "modifier :exact is not valid"},
+		{opts("Location"), "near=1", "is not latitude|longitude"},
+		{opts("Location"), "near=91|0", "is not latitude|longitude"},
+		{opts("Location"), "near=0|181", "is not latitude|longitude"},
+		{opts("Location"), "near=1|2|-3", "the distance is negative"},
+		{opts("Location"), "near=1|2||km", "a unit needs a distance"},
+		{opts("Location"), "near=1|2|x|km", "is not a distance"},
 		// chains
-		{types("Observation"), "code.name=x", "code is a token parameter: only reference parameters can be chained"},
-		{types("Observation"), "subject.foo=x", "no target type of subject (Device, Group, Location, Patient) has a search parameter foo"},
-		{types("Observation"), "subject:Patient.foo=x", "Patient has no search parameter foo"},
-		{types("Observation"), "subject:Organization.name=x", "Organization is not a target type of subject"},
-		{types("Observation"), "subject:identifier.name=x", "a chain takes a resource type modifier"},
-		{types("Observation"), "subject.=x", "nothing after subject."},
-		{types("Observation"), "subject:Patient.name:foo=x", "modifier :foo is not valid for name"},
-		{types("Observation"), "subject:Patient.birthdate=x", "is not a date"},
-		{types("RequestGroup"), "instantiates-canonical.name=x", "instantiates-canonical names no target types"},
+		{opts("Observation"), "code.name=x", "code is a token parameter: only reference parameters can be chained"},
+		{opts("Observation"), "subject.foo=x", "no target type of subject (Device, Group, Location, Patient) has a search parameter foo"},
+		{opts("Observation"), "subject:Patient.foo=x", "Patient has no search parameter foo"},
+		{opts("Observation"), "subject:Organization.name=x", "Organization is not a target type of subject"},
+		{opts("Observation"), "subject:identifier.name=x", "a chain takes a resource type modifier"},
+		{opts("Observation"), "subject.=x", "nothing after subject."},
+		{opts("Observation"), "subject:Patient.name:foo=x", "modifier :foo is not valid for name"},
+		{opts("Observation"), "subject:Patient.birthdate=x", "is not a date"},
+		{opts("RequestGroup"), "instantiates-canonical.name=x", "instantiates-canonical names no target types"},
 		// _has
-		{types("Patient"), "_has:Observation:patient=1", "_has needs the form _has:Type:reference-parameter:parameter"},
-		{types("Patient"), "_has=1", "_has needs the form"},
-		{types("Patient"), "_has:Foo:patient:code=1", `_has: "Foo" is not a resource type`},
-		{types("Patient"), "_has:Observation:code:code=1", "_has: Observation has no reference parameter code"},
-		{types("Patient"), "_has:Observation:foo:code=1", "_has: Observation has no reference parameter foo"},
-		{types("Organization"), "_has:Observation:patient:code=1", "_has: Observation.patient does not refer to Organization"},
-		{types("Patient"), "_has:Observation:patient:foo=1", "Observation has no search parameter foo"},
-		{types("Patient"), "_has:Observation:patient:code:exact=1", "modifier :exact is not valid for code"},
-		{types("Patient"), "_list=a%20b", `"a b" is not a List id`},
+		{opts("Patient"), "_has:Observation:patient=1", "_has needs the form _has:Type:reference-parameter:parameter"},
+		{opts("Patient"), "_has=1", "_has needs the form"},
+		{opts("Patient"), "_has:Foo:patient:code=1", `_has: "Foo" is not a resource type`},
+		{opts("Patient"), "_has:Observation:code:code=1", "_has: Observation has no reference parameter code"},
+		{opts("Patient"), "_has:Observation:foo:code=1", "_has: Observation has no reference parameter foo"},
+		{opts("Organization"), "_has:Observation:patient:code=1", "_has: Observation.patient does not refer to Organization"},
+		{opts("Patient"), "_has:Observation:patient:foo=1", "Observation has no search parameter foo"},
+		{opts("Patient"), "_has:Observation:patient:code:exact=1", "modifier :exact is not valid for code"},
+		{opts("Patient"), "_list=a%20b", `"a b" is not a List id`},
 		// several types
-		{types("Patient", "Practitioner"), "name=x&phonetic=y&address-use=z&gender=w&family:exact=a&_id=b", ""},
+		{opts("Patient", "Practitioner"), "name=x&phonetic=y&address-use=z&gender=w&family:exact=a&_id=b", ""},
 		// result parameters
-		{types("Patient"), "_count=-1", `"-1" is not a count`},
-		{types("Patient"), "_count=ten", "is not a count"},
-		{types("Patient"), "_count=1&_count=2", "given 2 times"},
-		{types("Patient"), "_count:x=1", "no modifier :x on _count"},
-		{types("Patient"), "_sort:asc=name", "no modifier :asc on _sort"},
-		{types("Patient"), "_sort=-", "a sort key is a parameter name"},
-		{types("Observation"), "_sort=code-value-quantity", "cannot sort by code-value-quantity, a composite parameter"},
-		{types("Location"), "_sort=near", "cannot sort by near, a special parameter"},
-		{types("Patient"), "_total=all", `"all" is not none, estimate or accurate`},
-		{types("Patient"), "_summary=yes", `"yes" is not true, text, data, count or false`},
-		{types("Patient"), "_elements=name.family", `"name.family" is not a top-level element name`},
-		{types("Patient"), "_elements=na-me", "is not a top-level element name"},
-		{types("Patient"), "_include=Patient", "is not Type:parameter[:TargetType] or *"},
-		{types("Patient"), "_include=Patient:a:b:c", "is not Type:parameter[:TargetType] or *"},
-		{types("Patient"), "_include=Foo:bar", `"Foo" is not a resource type`},
-		{types("Patient"), "_include=Patient:name", "Patient has no reference parameter name"},
-		{types("Patient"), "_include=Patient:nope", "Patient has no reference parameter nope"},
-		{types("Patient"), "_include=Patient:organization:Patient", "Patient is not a target type of Patient:organization"},
-		{types("Patient"), "_include=Patient:organization:Foo", `"Foo" is not a resource type`},
-		{types("Patient"), "_include:foo=Patient:organization", "no modifier :foo on _include"},
-		{types("Patient"), "_revinclude=Observation:code", "Observation has no reference parameter code"},
-		{types("Patient"), "_contained=maybe", `"maybe" is not true, false or both`},
-		{types("Patient"), "_containedType=x", `"x" is not container or contained`},
-		{types("Patient"), "_type=Patient&_type=Observation", "give it once"},
+		{opts("Patient"), "_count=-1", `"-1" is not a count`},
+		{opts("Patient"), "_count=ten", "is not a count"},
+		{opts("Patient"), "_count=1&_count=2", "given 2 times"},
+		{opts("Patient"), "_count:x=1", "no modifier :x on _count"},
+		{opts("Patient"), "_sort:asc=name", "no modifier :asc on _sort"},
+		{opts("Patient"), "_sort=-", "a sort key is a parameter name"},
+		{opts("Observation"), "_sort=code-value-quantity", "cannot sort by code-value-quantity, a composite parameter"},
+		{opts("Location"), "_sort=near", "cannot sort by near, a special parameter"},
+		{opts("Patient"), "_total=all", `"all" is not none, estimate or accurate`},
+		{opts("Patient"), "_summary=yes", `"yes" is not true, text, data, count or false`},
+		{opts("Patient"), "_elements=name.family", `"name.family" is not a top-level element name`},
+		{opts("Patient"), "_elements=na-me", "is not a top-level element name"},
+		{opts("Patient"), "_include=Patient", "is not Type:parameter[:TargetType] or *"},
+		{opts("Patient"), "_include=Patient:a:b:c", "is not Type:parameter[:TargetType] or *"},
+		{opts("Patient"), "_include=Foo:bar", `"Foo" is not a resource type`},
+		{opts("Patient"), "_include=Patient:name", "Patient has no reference parameter name"},
+		{opts("Patient"), "_include=Patient:nope", "Patient has no reference parameter nope"},
+		{opts("Patient"), "_include=Patient:organization:Patient", "Patient is not a target type of Patient:organization"},
+		{opts("Patient"), "_include=Patient:organization:Foo", `"Foo" is not a resource type`},
+		{opts("Patient"), "_include:foo=Patient:organization", "no modifier :foo on _include"},
+		{opts("Patient"), "_revinclude=Observation:code", "Observation has no reference parameter code"},
+		{opts("Patient"), "_contained=maybe", `"maybe" is not true, false or both`},
+		{opts("Patient"), "_containedType=x", `"x" is not container or contained`},
+		{opts("Patient"), "_type=Patient&_type=Observation", "give it once"},
 		// types and compartments
-		{types("Patient"), "_type=Foo", `"Foo" is not a resource type`},
-		{types("Patient"), "_type=Observation", "Observation is not among the searched types (Patient)"},
-		{types("Foo"), "", `"Foo" is not a resource type`},
+		{opts("Patient"), "_type=Foo", `"Foo" is not a resource type`},
+		{opts("Patient"), "_type=Observation", "Observation is not among the searched types (Patient)"},
+		{opts("Foo"), "", `"Foo" is not a resource type`},
 		{Options{Types: []string{"Practitioner"}, Compartment: &Compartment{Type: "Patient", ID: "1"}}, "", "Practitioner is not in the Patient compartment"},
 		{Options{Compartment: &Compartment{Type: "Observation", ID: "1"}}, "", "Observation is not a compartment"},
 		{Options{Compartment: &Compartment{Type: "Patient", ID: "a b"}}, "", `compartment Patient: "a b" is not a valid id`},
 		{Options{Compartment: &Compartment{Type: "Patient", ID: "1"}}, "_type=Observation,Practitioner", "Practitioner is not in the Patient compartment"},
-		{types("Observation", "Patient"), "date=2020", ""},
+		{opts("Observation", "Patient"), "date=2020", ""},
+		{opts("Device", "Immunization"), "manufacturer=x", "manufacturer is a string parameter of Device but a reference parameter of Immunization; search the types one at a time"},
+		{Options{}, "_type=AuditEvent,DocumentManifest&source=x", "source is a reference parameter of AuditEvent but a uri parameter of DocumentManifest"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			q, err := Parse(mustQuery(t, tc.query), tc.opt)
@@ -442,26 +444,26 @@ func TestUnknownLenientAndStrict(t *testing.T) {
 		query string
 		issue string
 	}{
-		{types("Patient"), "foo=bar", "Patient has no search parameter foo"},
-		{types("Patient"), "_foo=bar", "Patient has no search parameter _foo"},
-		{types("Patient"), "code=1", "Patient has no search parameter code"},
-		{types("Patient"), "foo.bar=1", "Patient has no search parameter foo"},
-		{types("Observation", "Patient"), "code=1", "Patient has no search parameter code (over several types, a parameter must be defined on each)"},
+		{opts("Patient"), "foo=bar", "Patient has no search parameter foo"},
+		{opts("Patient"), "_foo=bar", "Patient has no search parameter _foo"},
+		{opts("Patient"), "code=1", "Patient has no search parameter code"},
+		{opts("Patient"), "foo.bar=1", "Patient has no search parameter foo"},
+		{opts("Observation", "Patient"), "code=1", "Patient has no search parameter code (over several types, a parameter must be defined on each)"},
 		{Options{}, "name=x", "name is not a parameter of every resource type; name the types with _type"},
 		{Options{Compartment: &Compartment{Type: "Patient", ID: "1"}}, "code=x", "code is not a parameter of every type in the Patient compartment (Account has none); name the types with _type"},
-		{types("Patient"), "_text=x", "full-text search (_text) is not supported"},
-		{types("Patient"), "_content=x", "full-text search (_content) is not supported"},
-		{types("Patient"), "_query=everything", "named queries (_query) are not supported"},
-		{types("Patient"), "_filter=name eq x", "_filter is not supported"},
-		{types("Patient"), "_list=$current-allergies", "functional lists ($current-allergies) are not supported"},
-		{types("Patient"), "_contained=true", "searching contained resources (_contained=true) is not supported"},
-		{types("Patient"), "_containedType=contained", "returning contained resources (_containedType=contained) is not supported"},
-		{types("Patient"), "_sort=foo", "cannot sort by foo: Patient has no search parameter foo"},
-		{types("Patient"), "_elements=foo", "Patient has no element foo"},
-		{types("Patient"), "_elements=Observation.code", "Observation is not a searched type"},
-		{types("Patient"), "_include=Observation:subject", "Observation is not a searched type, so Observation:subject includes nothing (:iterate follows included resources)"},
-		{types("Patient"), "_revinclude=Observation:performer:Practitioner", "Observation:performer does not refer to the searched types, so it includes nothing"},
-		{types("Organization"), "_revinclude=Observation:patient", "Observation:patient does not refer to the searched types, so it includes nothing"},
+		{opts("Patient"), "_text=x", "full-text search (_text) is not supported"},
+		{opts("Patient"), "_content=x", "full-text search (_content) is not supported"},
+		{opts("Patient"), "_query=everything", "named queries (_query) are not supported"},
+		{opts("Patient"), "_filter=name eq x", "_filter is not supported"},
+		{opts("Patient"), "_list=$current-allergies", "functional lists ($current-allergies) are not supported"},
+		{opts("Patient"), "_contained=true", "searching contained resources (_contained=true) is not supported"},
+		{opts("Patient"), "_containedType=contained", "returning contained resources (_containedType=contained) is not supported"},
+		{opts("Patient"), "_sort=foo", "cannot sort by foo: Patient has no search parameter foo"},
+		{opts("Patient"), "_elements=foo", "Patient has no element foo"},
+		{opts("Patient"), "_elements=Observation.code", "Observation is not a searched type"},
+		{opts("Patient"), "_include=Observation:subject", "Observation is not a searched type, so Observation:subject includes nothing (:iterate follows included resources)"},
+		{opts("Patient"), "_revinclude=Observation:performer:Practitioner", "Observation:performer does not refer to the searched types, so it includes nothing"},
+		{opts("Organization"), "_revinclude=Observation:patient", "Observation:patient does not refer to the searched types, so it includes nothing"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			params := mustQuery(t, tc.query+"&_id=1")
@@ -498,9 +500,9 @@ func TestResultParameters(t *testing.T) {
 		query string
 		check func(*Query) bool
 	}{
-		{types("Patient"), "_count=10", func(q *Query) bool { return q.Count == 10 && q.Summary == SummaryNone }},
-		{types("Patient"), "_count=0", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryCount }},
-		{types("Patient"), "_count=0&_summary=data", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryCount }},
+		{opts("Patient"), "_count=10", func(q *Query) bool { return q.Count == 10 && q.Summary == SummaryNone }},
+		{opts("Patient"), "_count=0", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryCount }},
+		{opts("Patient"), "_count=0&_summary=data", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryCount }},
 		{Options{Types: []string{"Patient"}, MaxCount: 100}, "_count=1000", func(q *Query) bool { return q.Count == 100 }},
 		{Options{Types: []string{"Patient"}, MaxCount: 100}, "_count=99999999999999999999999", func(q *Query) bool { return q.Count == 100 }},
 		{Options{Types: []string{"Patient"}, DefaultCount: 20, MaxCount: 100}, "", func(q *Query) bool { return q.Count == 20 }},
@@ -508,35 +510,35 @@ func TestResultParameters(t *testing.T) {
 		{Options{Types: []string{"Patient"}, DefaultCount: 200, MaxCount: 100}, "", func(q *Query) bool { return q.Count == 100 }},
 		{Options{Types: []string{"Patient"}, DefaultCount: 20}, "_count=0", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryCount }},
 		{Options{Types: []string{"Patient"}, DefaultCount: 20}, "_summary=count&_count=5", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryCount }},
-		{types("Patient"), "_count=", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryNone }},
-		{types("Patient"), "_sort=-birthdate,name,_id,-_lastUpdated,name", func(q *Query) bool {
+		{opts("Patient"), "_count=", func(q *Query) bool { return q.Count == 0 && q.Summary == SummaryNone }},
+		{opts("Patient"), "_sort=-birthdate,name,_id,-_lastUpdated,name", func(q *Query) bool {
 			return reflect.DeepEqual(q.Sort, []SortKey{{Param: birthdate, Code: "birthdate", Descending: true}, {Param: name, Code: "name"},
 				{Code: "_id"}, {Code: "_lastUpdated", Descending: true}})
 		}},
-		{types("Patient"), "_total=accurate", func(q *Query) bool { return q.Total == TotalAccurate }},
-		{types("Patient"), "_total=none", func(q *Query) bool { return q.Total == TotalNone }},
-		{types("Patient"), "_total=estimate", func(q *Query) bool { return q.Total == TotalEstimate }},
-		{types("Patient"), "_summary=true", func(q *Query) bool { return q.Summary == SummaryTrue }},
-		{types("Patient"), "_summary=text", func(q *Query) bool { return q.Summary == SummaryText }},
-		{types("Patient"), "_summary=false", func(q *Query) bool { return q.Summary == SummaryFalse }},
-		{types("Patient"), "_elements=name,Patient.birthDate,name,,id&_elements=meta", func(q *Query) bool {
+		{opts("Patient"), "_total=accurate", func(q *Query) bool { return q.Total == TotalAccurate }},
+		{opts("Patient"), "_total=none", func(q *Query) bool { return q.Total == TotalNone }},
+		{opts("Patient"), "_total=estimate", func(q *Query) bool { return q.Total == TotalEstimate }},
+		{opts("Patient"), "_summary=true", func(q *Query) bool { return q.Summary == SummaryTrue }},
+		{opts("Patient"), "_summary=text", func(q *Query) bool { return q.Summary == SummaryText }},
+		{opts("Patient"), "_summary=false", func(q *Query) bool { return q.Summary == SummaryFalse }},
+		{opts("Patient"), "_elements=name,Patient.birthDate,name,,id&_elements=meta", func(q *Query) bool {
 			return reflect.DeepEqual(q.Elements, []string{"name", "birthDate", "id", "meta"})
 		}},
-		{types("Observation"), "_elements=valueQuantity,value,effective", func(q *Query) bool {
+		{opts("Observation"), "_elements=valueQuantity,value,effective", func(q *Query) bool {
 			return reflect.DeepEqual(q.Elements, []string{"valueQuantity", "value", "effective"})
 		}},
 		{Options{}, "_elements=anything", func(q *Query) bool { return reflect.DeepEqual(q.Elements, []string{"anything"}) }},
-		{types("Observation"), "_include=Observation:subject&_include=Observation:subject:Patient&_include:iterate=Patient:general-practitioner&_include=Observation:*&_include=*",
+		{opts("Observation"), "_include=Observation:subject&_include=Observation:subject:Patient&_include:iterate=Patient:general-practitioner&_include=Observation:*&_include=*",
 			func(q *Query) bool {
 				return reflect.DeepEqual(q.Includes, []Include{
 					{Source: "Observation", Param: "subject"}, {Source: "Observation", Param: "subject", TargetType: "Patient"},
 					{Source: "Observation", Param: "*"}, {Source: "*", Param: "*"},
 					{Source: "Patient", Param: "general-practitioner", Iterate: true}})
 			}},
-		{types("Observation"), "_include:recurse=Observation:has-member&_include=Observation:subject&_include=Observation:subject", func(q *Query) bool {
+		{opts("Observation"), "_include:recurse=Observation:has-member&_include=Observation:subject&_include=Observation:subject", func(q *Query) bool {
 			return reflect.DeepEqual(q.Includes, []Include{{Source: "Observation", Param: "subject"}, {Source: "Observation", Param: "has-member", Iterate: true}})
 		}},
-		{types("Patient"), "_revinclude=Observation:subject&_revinclude=Observation:patient:Patient&_revinclude:iterate=Provenance:target&_revinclude=Provenance:*",
+		{opts("Patient"), "_revinclude=Observation:subject&_revinclude=Observation:patient:Patient&_revinclude:iterate=Provenance:target&_revinclude=Provenance:*",
 			func(q *Query) bool {
 				return reflect.DeepEqual(q.RevIncludes, []Include{
 					{Source: "Observation", Param: "subject"}, {Source: "Observation", Param: "patient", TargetType: "Patient"},
@@ -545,15 +547,15 @@ func TestResultParameters(t *testing.T) {
 		{Options{}, "_include=Observation:subject", func(q *Query) bool {
 			return len(q.Includes) == 1 && len(q.Unknown) == 0
 		}},
-		{types("Patient"), "_contained=false&_containedType=container&_format=json&_pretty=true", func(q *Query) bool {
+		{opts("Patient"), "_contained=false&_containedType=container&_format=json&_pretty=true", func(q *Query) bool {
 			return q.String() == "_type=Patient" && len(q.Unknown) == 0
 		}},
-		{types("Patient"), "_cursor=abc%3D&name=x", func(q *Query) bool { return q.Cursor == "abc=" && len(q.Clauses) == 1 }},
+		{opts("Patient"), "_cursor=abc%3D&name=x", func(q *Query) bool { return q.Cursor == "abc=" && len(q.Clauses) == 1 }},
 		{Options{}, "_type=Observation,Condition,Observation", func(q *Query) bool {
 			return reflect.DeepEqual(q.Types, []string{"Observation", "Condition"})
 		}},
 		{Options{}, "_type=,", func(q *Query) bool { return q.Types == nil }},
-		{types("Observation", "Condition"), "_type=Condition", func(q *Query) bool { return reflect.DeepEqual(q.Types, []string{"Condition"}) }},
+		{opts("Observation", "Condition"), "_type=Condition", func(q *Query) bool { return reflect.DeepEqual(q.Types, []string{"Condition"}) }},
 		{Options{Types: []string{"Patient", "Patient"}}, "", func(q *Query) bool { return reflect.DeepEqual(q.Types, []string{"Patient"}) }},
 		{Options{Compartment: &Compartment{Type: "Patient", ID: "123"}}, "_type=Observation,Condition&_lastUpdated=gt2020", func(q *Query) bool {
 			return *q.Compartment == Compartment{"Patient", "123"} && reflect.DeepEqual(q.Types, []string{"Observation", "Condition"}) && len(q.Clauses) == 1
@@ -582,15 +584,15 @@ func TestParams(t *testing.T) {
 		opt         Options
 		query, want string
 	}{
-		{types("Patient"), "name=Peter&birthdate=eq2020&birthdate=ge2020-01-01T10:00:00%2B01:00",
+		{opts("Patient"), "name=Peter&birthdate=eq2020&birthdate=ge2020-01-01T10:00:00%2B01:00",
 			"_type=Patient&birthdate=2020&birthdate=ge2020-01-01T10:00:00+01:00&name=Peter"},
-		{types("Observation"), `code=a\|b|c\,d,e&value-quantity=gt5||mg&code-value-quantity=1\$2$5`,
+		{opts("Observation"), `code=a\|b|c\,d,e&value-quantity=gt5||mg&code-value-quantity=1\$2$5`,
 			`_type=Observation&code=a\|b|c\,d,e&code-value-quantity=1\$2$5&value-quantity=gt5||mg`},
-		{types("Observation"), "subject:Patient=1&performer=http://x/y|2&subject:Patient.name:exact=A&_has:Provenance:target:agent:missing=true",
+		{opts("Observation"), "subject:Patient=1&performer=http://x/y|2&subject:Patient.name:exact=A&_has:Provenance:target:agent:missing=true",
 			"_has:Provenance:target:agent:missing=true&_type=Observation&performer=http://x/y|2&subject:Patient=Patient/1&subject:Patient.name:exact=A"},
-		{types("Patient"), "_list=1&_sort=-name&_count=5&_total=none&_summary=data&_elements=Patient.name&_include=Patient:organization&_revinclude:recurse=Observation:subject&_cursor=c",
+		{opts("Patient"), "_list=1&_sort=-name&_count=5&_total=none&_summary=data&_elements=Patient.name&_include=Patient:organization&_revinclude:recurse=Observation:subject&_cursor=c",
 			"_count=5&_cursor=c&_elements=name&_has:List:item:_id=1&_include=Patient:organization&_revinclude:iterate=Observation:subject&_sort=-name&_summary=data&_total=none&_type=Patient"},
-		{types("Location"), "near=1|2|3", "_type=Location&near=1|2|3|km"},
+		{opts("Location"), "near=1|2|3", "_type=Location&near=1|2|3|km"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			q, err := Parse(mustQuery(t, tc.query), tc.opt)
@@ -632,5 +634,16 @@ func TestEscaping(t *testing.T) {
 		if got := unescape(escape(want)); got != want {
 			t.Errorf("unescape(escape(%q)) = %q", want, got)
 		}
+	}
+}
+
+func TestUnknownReportedOnce(t *testing.T) {
+	q, err := Parse(mustQuery(t, "foo=1&foo=2&bar=3"), opts("Patient"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Issue{{"bar", "Patient has no search parameter bar"}, {"foo", "Patient has no search parameter foo"}}
+	if !reflect.DeepEqual(q.Unknown, want) {
+		t.Errorf("Unknown = %q, want %q", q.Unknown, want)
 	}
 }
