@@ -1,6 +1,7 @@
 // Package search is the model of a parsed FHIR search: what the server
 // parses from a request (package search's Parse) and what a store compiles
-// into SQL. It holds no SQL and imports only the standard library and fhir.
+// into SQL. It holds no SQL and imports only the standard library, fhir and
+// fhir/index (Normalize, so that parsed strings compare with index rows).
 package search
 
 import (
