@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// dateRange parses a FHIR date, dateTime or instant and returns the instants
+// DateRange parses a FHIR date, dateTime or instant and returns the instants
 // it covers as [low, high) in UTC: "2020" is the whole year, "2020-03-01" the
 // whole day, "2020-03-01T10:00:00Z" one second, "…:00.123Z" one millisecond.
 //
@@ -13,7 +13,7 @@ import (
 // FHIR forbids when there is a time but which occurs) is taken as UTC. This
 // is simple and predictable; the alternative, the server's local zone, would
 // make results depend on where the server runs.
-func dateRange(s string) (low, high time.Time, err error) {
+func DateRange(s string) (low, high time.Time, err error) {
 	bad := func() (time.Time, time.Time, error) {
 		return time.Time{}, time.Time{}, fmt.Errorf("invalid date/time %q", s)
 	}

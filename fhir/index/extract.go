@@ -389,7 +389,7 @@ func (b *builder) addDate(e *Entries, code string, n fhirpath.Node) error {
 		if n.Type != "" && !b.isA(n.Type, "date") && !b.isA(n.Type, "dateTime") && !b.isA(n.Type, "instant") {
 			return nil // a string, Age or time reached by a choice (clinical-date on onsetString)
 		}
-		lo, hi, err := dateRange(v)
+		lo, hi, err := DateRange(v)
 		if err != nil {
 			return err
 		}
@@ -424,14 +424,14 @@ func periodRange(p map[string]any) (Date, bool, error) {
 		return d, false, nil
 	}
 	if start != "" {
-		lo, _, err := dateRange(start)
+		lo, _, err := DateRange(start)
 		if err != nil {
 			return d, false, err
 		}
 		d.Low = lo
 	}
 	if end != "" {
-		_, hi, err := dateRange(end)
+		_, hi, err := DateRange(end)
 		if err != nil {
 			return d, false, err
 		}
@@ -459,7 +459,7 @@ func timingRange(t map[string]any) (Date, bool, error) {
 		found = true
 	}
 	for _, ev := range strs(t, "event") {
-		lo, hi, err := dateRange(ev)
+		lo, hi, err := DateRange(ev)
 		if err != nil {
 			return d, false, err
 		}
@@ -488,7 +488,7 @@ func timingRange(t map[string]any) (Date, bool, error) {
 func (b *builder) addNumber(e *Entries, code string, n fhirpath.Node) error {
 	switch v := n.Value.(type) {
 	case json.Number:
-		lo, hi, err := precisionRange(string(v))
+		lo, hi, err := PrecisionRange(string(v))
 		if err != nil {
 			return err
 		}
@@ -539,7 +539,7 @@ func (b *builder) addQuantity(e *Entries, code string, n fhirpath.Node) error {
 		}
 		q := Quantity{Code: code, Value: string(num), Comparator: str(v, "comparator"),
 			System: str(v, "system"), Unit: str(v, "code"), UnitText: str(v, "unit")}
-		lo, hi, err := precisionRange(q.Value)
+		lo, hi, err := PrecisionRange(q.Value)
 		if err != nil {
 			return err
 		}
@@ -557,7 +557,7 @@ func (b *builder) addQuantity(e *Entries, code string, n fhirpath.Node) error {
 		if !ok {
 			return nil
 		}
-		lo, hi, err := precisionRange(string(num))
+		lo, hi, err := PrecisionRange(string(num))
 		if err != nil {
 			return err
 		}

@@ -63,10 +63,10 @@ func parseDecimal(s string) (decimal, error) {
 	return d, nil
 }
 
-// precisionRange returns the interval a decimal stands for by its precision:
+// PrecisionRange returns the interval a decimal stands for by its precision:
 // 100 is [99.5, 100.5), 1.50 is [1.495, 1.505). The bounds are exact
 // decimal strings.
-func precisionRange(s string) (low, high string, err error) {
+func PrecisionRange(s string) (low, high string, err error) {
 	d, err := parseDecimal(s)
 	if err != nil {
 		return "", "", err
@@ -128,4 +128,10 @@ func formatScaled(digits string, scale int) string {
 		digits = strings.Repeat("0", scale-len(digits)+1) + digits
 	}
 	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+}
+
+// ValidDecimal reports whether s is a decimal PrecisionRange accepts.
+func ValidDecimal(s string) bool {
+	_, err := parseDecimal(s)
+	return err == nil
 }

@@ -59,14 +59,14 @@ func TestPrecisionRange(t *testing.T) {
 		"0.1":                             {"0.05", "0.15"},
 		"1000000000000000000000000000001": {"1000000000000000000000000000000.5", "1000000000000000000000000000001.5"},
 	} {
-		lo, hi, err := precisionRange(in)
+		lo, hi, err := PrecisionRange(in)
 		if err != nil || lo != want[0] || hi != want[1] {
-			t.Errorf("precisionRange(%s) = [%s, %s) %v; want [%s, %s)", in, lo, hi, err, want[0], want[1])
+			t.Errorf("PrecisionRange(%s) = [%s, %s) %v; want [%s, %s)", in, lo, hi, err, want[0], want[1])
 		}
 	}
 	for _, bad := range []string{"", "-", "1.", ".5", "1e", "abc", "1.2.3", "0x10", "1e99999"} {
-		if _, _, err := precisionRange(bad); err == nil {
-			t.Errorf("precisionRange(%q) succeeded", bad)
+		if _, _, err := PrecisionRange(bad); err == nil {
+			t.Errorf("PrecisionRange(%q) succeeded", bad)
 		}
 	}
 }
@@ -94,9 +94,9 @@ func TestDateRange(t *testing.T) {
 		"2020-01-01T00:00:00.1234567891234Z": {"2020-01-01T00:00:00.123456789Z", "2020-01-01T00:00:00.12345679Z"},
 		"2016-12-31T23:59:60Z":               {"2016-12-31T23:59:59.999999999Z", "2017-01-01T00:00:00Z"},
 	} {
-		lo, hi, err := dateRange(in)
+		lo, hi, err := DateRange(in)
 		if err != nil || !lo.Equal(u(want[0])) || !hi.Equal(u(want[1])) || lo.Location() != time.UTC {
-			t.Errorf("dateRange(%s) = [%v, %v) %v; want [%s, %s)", in, lo, hi, err, want[0], want[1])
+			t.Errorf("DateRange(%s) = [%v, %v) %v; want [%s, %s)", in, lo, hi, err, want[0], want[1])
 		}
 	}
 	for _, bad := range []string{
@@ -104,8 +104,8 @@ func TestDateRange(t *testing.T) {
 		"2020-01-01T10:60:00Z", "2020-01-01T10:00:00.Z", "2020-01-01T10:00:00+2:00", "2020-01-01 10:00:00Z",
 		"2020-01-01T10:00:00ZZ", "0000", "2020/01/01", "yesterday",
 	} {
-		if _, _, err := dateRange(bad); err == nil {
-			t.Errorf("dateRange(%q) succeeded", bad)
+		if _, _, err := DateRange(bad); err == nil {
+			t.Errorf("DateRange(%q) succeeded", bad)
 		}
 	}
 }

@@ -209,8 +209,8 @@ func (p *parser) date(s *valueSpec, raw string) (Value, error) {
 	if err != nil {
 		return v, err
 	}
-	low, high, ok := dateRange(str)
-	if !ok {
+	low, high, err := index.DateRange(str)
+	if err != nil {
 		hint := ""
 		if strings.Contains(str, " ") {
 			hint = "; a + in a time zone must be sent as %2B"
@@ -223,8 +223,8 @@ func (p *parser) date(s *valueSpec, raw string) (Value, error) {
 
 // number fills v.Number and its precision range from num.
 func (p *parser) number(v *Value, num, what string) error {
-	low, high, ok := precisionRange(num)
-	if !ok {
+	low, high, err := index.PrecisionRange(num)
+	if err != nil {
 		return p.errf("%q is not a %s: a decimal such as 100, -0.5 or 1.5e3, after an optional prefix", v.Raw, what)
 	}
 	v.Number, v.NumLow, v.NumHigh = num, low, high
@@ -314,7 +314,7 @@ func (p *parser) near(raw string) (Value, error) {
 
 // degrees reports whether s is a decimal within [-limit, limit].
 func degrees(s string, limit float64) bool {
-	if _, ok := parseDecimal(s); !ok {
+	if !index.ValidDecimal(s) {
 		return false
 	}
 	f, err := strconv.ParseFloat(s, 64)
