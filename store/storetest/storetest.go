@@ -43,6 +43,7 @@ func Run(t *testing.T, opener Opener) {
 		{"ConcurrentUpdateAsCreate", testConcurrentUpdateAsCreate},
 		{"Import", testImport},
 		{"TenantIsolation", testTenants},
+		{"Search", runSearch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

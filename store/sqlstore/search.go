@@ -1,0 +1,432 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/search"
+	"github.com/fhirserver/fhirserver/store"
+)
+
+const (
+	// DefaultPageSize is the page size when a query gives no _count.
+	DefaultPageSize = 20
+	// MaxIncluded caps the resources that _include and _revinclude may add
+	// to one page; a page that would need more fails with KindTooCostly.
+	MaxIncluded = 5000
+	// maxIncludeRounds bounds the rounds of :iterate.
+	maxIncludeRounds = 4
+	// estimateCap bounds the count behind _total=estimate.
+	estimateCap = 10000
+)
+
+var _ store.Searcher = (*Store)(nil)
+
+// Search implements store.Searcher with no access restriction.
+func (s *Store) Search(ctx context.Context, tenant string, q *search.Query) (*store.SearchPage, error) {
+	return s.SearchAccess(ctx, tenant, q, AllowAll())
+}
+
+// SearchAccess runs q as seen by a caller with access a: matches, includes
+// and the total only ever contain resources that a admits.
+func (s *Store) SearchAccess(ctx context.Context, tenant string, q *search.Query, a Access) (*store.SearchPage, error) {
+	page, err := s.search(ctx, tenant, q, a)
+	return page, wrap(err, "searching")
+}
+
+// sortKey is one compiled ORDER BY key.
+type sortKey struct {
+	expr string // SQL on the resources alias r
+	desc bool
+	kind colKind
+}
+
+type resourceRow struct {
+	key        resourceKey
+	res        fhir.Resource
+	cursorKeys []*string
+}
+
+func (s *Store) search(ctx context.Context, tenant string, q *search.Query, access Access) (*store.SearchPage, error) {
+	count := q.Count
+	if count <= 0 {
+		count = DefaultPageSize
+	}
+	if count > MaxPageSize {
+		count = MaxPageSize
+	}
+	for _, t := range q.Types {
+		if !fhir.IsResourceType(t) {
+			return nil, invalid("%q is not a resource type", t)
+		}
+	}
+	c := newCompiler(s.Driver, tenant, access, s.now())
+	where, err := c.where("r", q)
+	if err != nil {
+		return nil, err
+	}
+	// The count statement takes the bind values of where only.
+	whereArgs := c.a[:len(c.a):len(c.a)]
+	page := &store.SearchPage{Total: -1}
+
+	if q.Summary == search.SummaryCount {
+		n, err := s.count(ctx, whereArgs, where, 0)
+		if err != nil {
+			return nil, err
+		}
+		page.Total = n
+		return page, nil
+	}
+
+	keys, err := c.sortKeys("r", q)
+	if err != nil {
+		return nil, err
+	}
+	// Several types: the type is a key too, before the id.
+	multiType := len(q.Types) != 1
+	var cur *cursor
+	if q.Cursor != "" {
+		if cur, err = decodeCursor(q.Cursor, len(keys)); err != nil {
+			return nil, err
+		}
+	}
+
+	// The statement: matches with their sort keys in an inner select, the
+	// keyset condition of the cursor and the order outside it.
+	var sel strings.Builder
+	sel.WriteString("SELECT r.type, r.id, r.version, r.last_updated, r.body")
+	for i, k := range keys {
+		fmt.Fprintf(&sel, ", %s AS k%d", k.expr, i)
+	}
+	sel.WriteString(" FROM resources r WHERE " + where)
+	stmt := sel.String()
+	order := make([]string, 0, len(keys)+2)
+	for i, k := range keys {
+		dir := " ASC"
+		if k.desc {
+			dir = " DESC"
+		}
+		order = append(order, "m.k"+strconv.Itoa(i)+dir+" NULLS LAST")
+	}
+	if multiType {
+		order = append(order, "m.type")
+	}
+	order = append(order, "m.id")
+	outer := "SELECT m.type, m.id, m.version, m.last_updated, m.body"
+	for i, k := range keys {
+		col := "m.k" + strconv.Itoa(i)
+		if k.kind == colNumeric {
+			col = c.d.NumericText(col)
+		}
+		outer += ", " + col
+	}
+	outer += " FROM (" + stmt + ") m"
+	if cur != nil {
+		cond, err := c.keyset(keys, cur, multiType)
+		if err != nil {
+			return nil, err
+		}
+		outer += " WHERE " + cond
+	}
+	outer += " ORDER BY " + strings.Join(order, ", ") + " LIMIT " + c.bind(int64(count+1))
+
+	rows, last, err := s.fetch(ctx, c, outer, len(keys), count)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		page.Matches = append(page.Matches, r.res)
+	}
+	if last != nil {
+		page.Next = last.encode()
+	}
+
+	switch q.Total {
+	case search.TotalNone:
+	case search.TotalAccurate:
+		if page.Total, err = s.count(ctx, whereArgs, where, 0); err != nil {
+			return nil, err
+		}
+	case search.TotalEstimate:
+		if cur == nil && last == nil {
+			page.Total = int64(len(rows))
+		} else if page.Total, err = s.count(ctx, whereArgs, where, estimateCap); err != nil {
+			return nil, err
+		}
+	default:
+		if cur == nil && last == nil {
+			page.Total = int64(len(rows)) // the first page holds every match
+		}
+	}
+
+	if len(q.Includes) > 0 || len(q.RevIncludes) > 0 {
+		if page.Included, err = s.includes(ctx, tenant, access, q, rows); err != nil {
+			return nil, err
+		}
+	}
+	return page, nil
+}
+
+// where compiles the conditions of q on resources alias r.
+func (c *compiler) where(r string, q *search.Query) (string, error) {
+	conds := []string{c.base(r)}
+	if len(q.Types) > 0 {
+		conds = append(conds, c.in(r+".type", q.Types))
+	}
+	if comp := q.Compartment; comp != nil {
+		if !fhir.IsResourceType(comp.Type) || !fhir.ValidID(comp.ID) {
+			return "", invalid("%s/%s is not a compartment", comp.Type, comp.ID)
+		}
+		conds = append(conds, "EXISTS (SELECT 1 FROM idx_compartment qc WHERE "+owns("qc", r)+" AND qc.comp_type = "+c.bind(comp.Type)+" AND qc.comp_id = "+c.bind(comp.ID)+")")
+	}
+	for i := range q.Clauses {
+		cond, err := c.clause(scope{r: r, types: q.Types}, &q.Clauses[i])
+		if err != nil {
+			return "", err
+		}
+		conds = append(conds, cond)
+	}
+	return strings.Join(conds, " AND "), nil
+}
+
+// sortKeys compiles _sort. A resource with several values sorts by the
+// smallest (ascending) or the largest (descending); one without a value
+// sorts last either way.
+func (c *compiler) sortKeys(r string, q *search.Query) ([]sortKey, error) {
+	var keys []sortKey
+	for _, k := range q.Sort {
+		switch k.Code {
+		case "_id":
+			keys = append(keys, sortKey{expr: r + ".id", desc: k.Descending, kind: colText})
+			continue
+		case "_lastUpdated":
+			keys = append(keys, sortKey{expr: r + ".last_updated", desc: k.Descending, kind: colInt})
+			continue
+		}
+		typ := fhir.SearchParamType("")
+		if k.Param != nil {
+			typ = k.Param.Type
+		}
+		agg := "min"
+		if k.Descending {
+			agg = "max"
+		}
+		x := c.alias("s")
+		var col string
+		kind := colText
+		table := tString
+		switch typ {
+		case fhir.SearchParamString:
+			col = x + ".norm"
+		case fhir.SearchParamToken:
+			table, col = tToken, x+".code"
+		case fhir.SearchParamReference:
+			table, col = tReference, "CASE WHEN "+x+".url <> '' THEN "+x+".url ELSE "+x+".target_type || '/' || "+x+".target_id END"
+		case fhir.SearchParamURI:
+			table, col = tURI, x+".value"
+		case fhir.SearchParamDate:
+			table, kind = tDate, colInt
+			if k.Descending {
+				col = x + ".high"
+			} else {
+				col = x + ".low"
+			}
+		case fhir.SearchParamNumber, fhir.SearchParamQuantity:
+			table, kind = tNumber, colNumeric
+			if typ == fhir.SearchParamQuantity {
+				table = tQuantity
+			}
+			if k.Descending {
+				col = "COALESCE(" + x + ".value, " + x + ".high)"
+			} else {
+				col = "COALESCE(" + x + ".value, " + x + ".low)"
+			}
+		default:
+			return nil, invalid("cannot sort by %s", k.Code)
+		}
+		expr := "(SELECT " + agg + "(" + col + ") FROM " + indexTables[table].name + " " + x + " WHERE " + owns(x, r) + " AND " + x + ".param = " + c.bind(k.Code) + ")"
+		keys = append(keys, sortKey{expr: expr, desc: k.Descending, kind: kind})
+	}
+	return keys, nil
+}
+
+// cursor is the position after the last match of a page: its sort key
+// values (nil for none), type and id. Rows strictly after it in the sort
+// order make the next page, so that writes between pages neither repeat nor
+// skip resources that exist throughout.
+type cursor struct {
+	Keys []*string `json:"k,omitempty"`
+	Type string    `json:"t"`
+	ID   string    `json:"i"`
+}
+
+func (cur *cursor) encode() string {
+	b, _ := json.Marshal(cur)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string, nkeys int) (*cursor, error) {
+	bad := invalid("the paging cursor is not valid for this search; start again from the first page")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	var cur cursor
+	if err := json.Unmarshal(b, &cur); err != nil || len(cur.Keys) != nkeys || cur.ID == "" {
+		return nil, bad
+	}
+	return &cur, nil
+}
+
+// keyset renders "after cur" in the order keys, [type,] id, where a NULL
+// key sorts last in either direction.
+func (c *compiler) keyset(keys []sortKey, cur *cursor, multiType bool) (string, error) {
+	var after func(i int) (string, error)
+	after = func(i int) (string, error) {
+		if i == len(keys) {
+			idCond := "m.id > " + c.bind(cur.ID)
+			if !multiType {
+				return idCond, nil
+			}
+			t := c.bind(cur.Type)
+			return "(m.type > " + t + " OR (m.type = " + t + " AND " + idCond + "))", nil
+		}
+		k, v := keys[i], cur.Keys[i]
+		col := "m.k" + strconv.Itoa(i)
+		rest, err := after(i + 1)
+		if err != nil {
+			return "", err
+		}
+		if v == nil {
+			return "(" + col + " IS NULL AND " + rest + ")", nil
+		}
+		var ph string
+		switch k.kind {
+		case colInt:
+			n, err := strconv.ParseInt(*v, 10, 64)
+			if err != nil {
+				return "", invalid("the paging cursor is not valid for this search")
+			}
+			ph = c.bind(n)
+		case colNumeric:
+			ph = c.num(*v)
+		default:
+			ph = c.bind(*v)
+		}
+		op := " > "
+		if k.desc {
+			op = " < "
+		}
+		return "(" + col + op + ph + " OR " + col + " IS NULL OR (" + col + " = " + ph + " AND " + rest + "))", nil
+	}
+	return after(0)
+}
+
+// fetch runs a match statement and reads up to limit rows; with nkeys sort
+// keys after the body. It returns the cursor after the last row read when
+// there are more.
+func (s *Store) fetch(ctx context.Context, c *compiler, stmt string, nkeys, limit int) ([]resourceRow, *cursor, error) {
+	var out []resourceRow
+	var last *cursor
+	err := s.query(ctx, stmt, c.a, func(rows Rows) error {
+		vals := make([]any, nkeys)
+		dest := make([]any, 5+nkeys)
+		for rows.Next() {
+			var rr resourceRow
+			var lu int64
+			dest[0], dest[1], dest[2], dest[3], dest[4] = &rr.res.Type, &rr.res.ID, &rr.res.Version, &lu, &rr.res.Body
+			for i := range vals {
+				dest[5+i] = &vals[i]
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("reading a search result: %w", err)
+			}
+			if limit > 0 && len(out) == limit {
+				prev := out[len(out)-1]
+				last = &cursor{Type: prev.key.typ, ID: prev.key.id, Keys: prev.cursorKeys}
+				break
+			}
+			rr.res.LastUpdated = fromMicros(lu)
+			rr.key = resourceKey{rr.res.Type, rr.res.ID}
+			if nkeys > 0 {
+				rr.cursorKeys = make([]*string, nkeys)
+				for i, v := range vals {
+					rr.cursorKeys[i] = keyText(v)
+				}
+			}
+			out = append(out, rr)
+		}
+		return nil
+	})
+	return out, last, err
+}
+
+// keyText renders a scanned sort key for the cursor.
+func keyText(v any) *string {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	case float64:
+		s = strconv.FormatFloat(v, 'g', -1, 64)
+	default:
+		s = fmt.Sprint(v)
+	}
+	return &s
+}
+
+// query runs a read statement, reporting it to the SlowQuery hook.
+func (s *Store) query(ctx context.Context, stmt string, a args, fn func(Rows) error) error {
+	start := time.Now()
+	rows, err := s.Driver.Query(ctx, stmt, a...)
+	if err != nil {
+		return fmt.Errorf("running a search: %w", err)
+	}
+	err = fn(rows)
+	rows.Close()
+	if err == nil {
+		if err = rows.Err(); err != nil {
+			err = fmt.Errorf("running a search: %w", err)
+		}
+	}
+	if s.SlowQuery != nil {
+		if d := time.Since(start); d >= s.SlowQueryAfter {
+			s.SlowQuery(stmt, a, d)
+		}
+	}
+	return err
+}
+
+// count counts the resources matching where; with limit > 0 it stops
+// counting there and returns -1 when there are more.
+func (s *Store) count(ctx context.Context, whereArgs args, where string, limit int) (int64, error) {
+	stmt := "SELECT count(*) FROM resources r WHERE " + where
+	a := whereArgs
+	if limit > 0 {
+		a = append(args(nil), whereArgs...)
+		stmt = "SELECT count(*) FROM (SELECT 1 FROM resources r WHERE " + where + " LIMIT " + a.add(int64(limit+1)) + ") t"
+	}
+	var n int64
+	err := s.query(ctx, stmt, a, func(rows Rows) error {
+		if rows.Next() {
+			return rows.Scan(&n)
+		}
+		return nil
+	})
+	if limit > 0 && n > int64(limit) {
+		return -1, err
+	}
+	return n, err
+}
