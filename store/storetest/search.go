@@ -749,6 +749,26 @@ func testIndexFollowsWrites(t *testing.T, s store.Store, se store.Searcher) {
 	if got := find("gender:missing=true"); len(got) != 0 {
 		t.Fatalf("deleted resource found by :missing: %v", got)
 	}
+	// Reindexing rewrites the same rows.
+	if rx, ok := s.(interface {
+		Reindex(ctx context.Context, tenant string) (int, error)
+	}); ok {
+		for _, body := range []string{`{"resourceType":"Patient","name":[{"family":"Kept"}]}`, `{"resourceType":"Patient","name":[{"family":"Kept"}],"gender":"male"}`} {
+			_, err := s.Create(ctx, store.Write{Tenant: tenant, Type: "Patient", Body: []byte(body)})
+			must(t, err)
+		}
+		n, err := rx.Reindex(ctx, tenant)
+		must(t, err)
+		if n != 2 {
+			t.Fatalf("reindexed %d resources, want the 2 current ones", n)
+		}
+		if got := find("family=kept&gender=male"); len(got) != 1 {
+			t.Fatalf("after reindex: %v", got)
+		}
+		if got := find("family=kept"); len(got) != 2 {
+			t.Fatalf("after reindex: %v", got)
+		}
+	}
 	// The Synthea patients are in another tenant.
 	if got := find("name=hintz"); len(got) != 0 {
 		t.Fatalf("another tenant's resources found: %v", got)
