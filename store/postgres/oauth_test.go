@@ -1,0 +1,9 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/fhirserver/fhirserver/store/storetest"
+)
+
+func TestOAuthContract(t *testing.T) { storetest.RunOAuth(t, opener) }
