@@ -244,16 +244,6 @@ func (h *Handler) vread(w http.ResponseWriter, r *http.Request) {
 	h.writeRead(w, r, res)
 }
 
-// search: GET B/fhir/{type} is routed so that an unknown type still gets 404
-// and a known one an honest "not implemented" instead of a bare 405.
-func (h *Handler) search(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err == nil {
-		err = fhir.Errorf(fhir.KindNotSupported, "search on %s is not implemented yet", typ)
-	}
-	h.writeError(w, r, err)
-}
-
 // setVersionHeaders sets ETag and Last-Modified of a stored version.
 func setVersionHeaders(w http.ResponseWriter, res *fhir.Resource) {
 	w.Header().Set("ETag", res.ETag())

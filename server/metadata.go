@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 
 	"github.com/fhirserver/fhirserver/fhir"
 )
@@ -34,6 +35,15 @@ type capRest struct {
 	Mode        string           `json:"mode"`
 	Resource    []capResource    `json:"resource"`
 	Interaction []capInteraction `json:"interaction"`
+	// SearchParam lists the parameters of a system-level search: those
+	// every resource type has.
+	SearchParam []capSearchParam `json:"searchParam,omitempty"`
+}
+
+type capSearchParam struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition,omitempty"`
+	Type       string `json:"type"`
 }
 
 type capInteraction struct {
@@ -50,16 +60,27 @@ type capResource struct {
 	ConditionalRead   string           `json:"conditionalRead"`
 	ConditionalUpdate bool             `json:"conditionalUpdate"`
 	ConditionalDelete string           `json:"conditionalDelete"`
+	SearchInclude     []string         `json:"searchInclude,omitempty"`
+	SearchRevInclude  []string         `json:"searchRevInclude,omitempty"`
+	SearchParam       []capSearchParam `json:"searchParam,omitempty"`
 }
 
 // capability builds the CapabilityStatement for a tenant's base URL.
 func (h *Handler) capability(base string) []byte {
 	interactions := []capInteraction{
 		{"read"}, {"vread"}, {"update"}, {"delete"},
-		{"history-instance"}, {"history-type"}, {"create"},
+		{"history-instance"}, {"history-type"}, {"create"}, {"search-type"},
 	}
+	revIncludes := revIncludesByTarget()
 	resources := make([]capResource, 0, len(h.typeList))
 	for _, t := range h.typeList {
+		params := searchParamsOf(t)
+		includes := []string{"*"}
+		for _, p := range params {
+			if p.Type == string(fhir.SearchParamReference) {
+				includes = append(includes, t+":"+p.Name)
+			}
+		}
 		resources = append(resources, capResource{
 			Type:        t,
 			Interaction: interactions,
@@ -72,6 +93,9 @@ func (h *Handler) capability(base string) []byte {
 			ConditionalRead:   "not-supported",
 			ConditionalUpdate: false,
 			ConditionalDelete: "not-supported",
+			SearchInclude:     includes,
+			SearchRevInclude:  revIncludes[t],
+			SearchParam:       params,
 		})
 	}
 	cs := capabilityStatement{
@@ -88,7 +112,8 @@ func (h *Handler) capability(base string) []byte {
 		Rest: []capRest{{
 			Mode:        "server",
 			Resource:    resources,
-			Interaction: []capInteraction{{"history-system"}},
+			Interaction: []capInteraction{{"history-system"}, {"search-system"}},
+			SearchParam: searchParamsOf("Resource"),
 		}},
 	}
 	b, err := json.Marshal(cs)
@@ -104,4 +129,39 @@ func (h *Handler) capability(base string) []byte {
 func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 	t := h.tenantFrom(r.Context())
 	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, h.capability(t.base))
+}
+
+// searchParamsOf lists the search parameters of a resource type (of every
+// resource for "Resource"), from the generated registry. Left out are those
+// the specification defines without an expression (_text, _content,
+// _query), which cannot be indexed, and the special Location near, which
+// the store does not implement.
+func searchParamsOf(typ string) []capSearchParam {
+	var out []capSearchParam
+	for _, p := range fhir.SearchParams(typ) {
+		if p.Expression == "" || p.Type == fhir.SearchParamSpecial {
+			continue
+		}
+		out = append(out, capSearchParam{Name: p.Code, Definition: p.URL, Type: string(p.Type)})
+	}
+	return out
+}
+
+// revIncludesByTarget maps each resource type to the _revinclude values
+// that can reach it: Source:param for every reference parameter of Source
+// that may point to the type.
+func revIncludesByTarget() map[string][]string {
+	out := map[string][]string{}
+	for _, p := range fhir.AllSearchParams() {
+		if p.Type != fhir.SearchParamReference || !fhir.IsResourceType(p.Base) {
+			continue
+		}
+		for _, t := range p.Targets {
+			out[t] = append(out[t], p.Base+":"+p.Code)
+		}
+	}
+	for _, list := range out {
+		sort.Strings(list)
+	}
+	return out
 }

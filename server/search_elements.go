@@ -200,7 +200,9 @@ func (ix elementIndex) apply(s subsetter, body []byte, match bool) ([]byte, erro
 			if e == nil {
 				return s.elements[strings.TrimPrefix(k, "_")]
 			}
-			return s.elements[e.name] || e.flags&elMandatory != 0
+			// _elements may name a choice element (value) or one of its
+			// typed forms (valueQuantity).
+			return s.elements[e.name] || s.elements[strings.TrimPrefix(k, "_")] || e.flags&elMandatory != 0
 		}
 	}
 	out := make([]member, 0, len(ms)+1)

@@ -42,6 +42,9 @@ func TestSubset(t *testing.T) {
 		{"_elements with a choice element", search.Query{Elements: []string{"value", "nonsense"}}, true, obs,
 			`{"resourceType":"Observation","id":"o1","meta":{"versionId":"2","tag":[{"code":"x"},` + subsetted + `]},"status":"final",` +
 				`"code":{"text":"x"},"valueQuantity":{"value":1},"_status":{"id":"s"}}`},
+		{"_elements with a typed choice element", search.Query{Elements: []string{"valueQuantity"}}, true, obs,
+			`{"resourceType":"Observation","id":"o1","meta":{"versionId":"2","tag":[{"code":"x"},` + subsetted + `]},"status":"final",` +
+				`"code":{"text":"x"},"valueQuantity":{"value":1},"_status":{"id":"s"}}`},
 		{"_elements and _summary", search.Query{Summary: search.SummaryTrue, Elements: []string{"category", "component"}}, true, obs,
 			`{"resourceType":"Observation","id":"o1","meta":{"versionId":"2","tag":[{"code":"x"},` + subsetted + `]},"status":"final",` +
 				`"code":{"text":"x"},"_status":{"id":"s"},"component":[{"code":{"text":"a"},"valueString":"v"},{"code":{"text":"b"}}]}`},

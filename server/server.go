@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/search"
 	"github.com/fhirserver/fhirserver/store"
 )
 
@@ -36,6 +37,14 @@ type Store interface {
 	VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error)
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 	Ping(ctx context.Context) error
+}
+
+// Searcher is store.Searcher: one page of a search, with its includes. The
+// store in Deps.Store must implement it too; it is a separate interface
+// (checked by NewRouter) only because store.Store does not embed
+// store.Searcher, so a value of that interface type can be passed as is.
+type Searcher interface {
+	Search(ctx context.Context, tenant string, q *search.Query) (*store.SearchPage, error)
 }
 
 // Validator checks a resource body against the FHIR R4 definitions before it
@@ -59,6 +68,8 @@ const DefaultMaxBody int64 = 32 << 20
 // Deps is everything the router needs. Store, BaseURL and AuthMode are
 // required; the rest have defaults.
 type Deps struct {
+	// Store holds the resources; it must also be a Searcher (every
+	// store.Store backend of this module is).
 	Store Store
 	// Validator checks bodies of create and update. Nil means structure
 	// checks only (valid JSON object, resourceType and id).
@@ -96,6 +107,9 @@ type Handler struct {
 	typeList  []string // served types in the order given, for metadata
 	started   time.Time
 	root      *chi.Mux // to compute Allow for 405 answers
+	// elements is the generated element table for _summary and _elements.
+	elements elementIndex
+	searcher Searcher // the store, as a Searcher
 }
 
 // NewRouter checks deps and returns the HTTP handler for the whole server:
@@ -111,6 +125,10 @@ func NewRouter(deps Deps) (http.Handler, error) {
 func newHandler(deps Deps) (*Handler, error) {
 	if deps.Store == nil {
 		return nil, errors.New("server: Deps.Store is required")
+	}
+	searcher, ok := deps.Store.(Searcher)
+	if !ok {
+		return nil, fmt.Errorf("server: Deps.Store (%T) does not implement Search", deps.Store)
 	}
 	base, err := parseBaseURL(deps.BaseURL)
 	if err != nil {
@@ -160,6 +178,8 @@ func newHandler(deps Deps) (*Handler, error) {
 		types:     types,
 		typeList:  list,
 		started:   time.Now().UTC(),
+		elements:  elementTable(),
+		searcher:  searcher,
 	}, nil
 }
 
@@ -204,15 +224,22 @@ func (h *Handler) fhirRoutes(r chi.Router) {
 	// Everything else needs a caller once authentication exists.
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
+		r.Get("/", h.searchSystem)
+		r.Post("/_search", h.searchSystem)
 		r.Get("/_history", h.historySystem)
-		r.Get("/{type}", h.search)
+		r.Get("/{type}", h.searchType)
 		r.Post("/{type}", h.create)
+		r.Post("/{type}/_search", h.searchType)
 		r.Get("/{type}/_history", h.historyType)
 		r.Get("/{type}/{id}", h.read)
 		r.Put("/{type}/{id}", h.update)
 		r.Delete("/{type}/{id}", h.delete)
 		r.Get("/{type}/{id}/_history", h.historyInstance)
 		r.Get("/{type}/{id}/_history/{vid}", h.vread)
+		// Compartment search: {type} is the compartment, {target} a member
+		// type or "*".
+		r.Get("/{type}/{id}/{target}", h.searchCompartment)
+		r.Post("/{type}/{id}/{target}/_search", h.searchCompartment)
 	})
 }
 

@@ -25,9 +25,9 @@ func TestMetadata(t *testing.T) {
 				`"resourceType":"CapabilityStatement"`, `"status":"active"`, `"kind":"instance"`,
 				`"fhirVersion":"4.0.1"`, `"format":["json","application/fhir+json","application/json"]`,
 				`"implementation":{"description":"FHIR R4 server","url":"` + base + `/fhir"}`,
-				`"interaction":[{"code":"history-system"}]`,
+				`"interaction":[{"code":"history-system"},{"code":"search-system"}]`,
 			},
-			ExpectNotContains: []string{"searchParam", "search-type", "conditionalUpdate\":true", "patch", "transaction"},
+			ExpectNotContains: []string{"conditionalUpdate\":true", "patch", "transaction"},
 			Check:             checkCapability,
 		},
 		{
@@ -94,7 +94,7 @@ func checkCapability(t testing.TB, res *servertest.Response) {
 		for _, i := range r.Interaction {
 			codes = append(codes, i.Code)
 		}
-		if got := strings.Join(codes, " "); got != "read vread update delete history-instance history-type create" {
+		if got := strings.Join(codes, " "); got != "read vread update delete history-instance history-type create search-type" {
 			t.Errorf("%s: interactions %s", r.Type, got)
 		}
 		if r.Versioning != "versioned-update" || !r.ReadHistory || !r.UpdateCreate || r.ConditionalCreate ||
@@ -141,10 +141,6 @@ func TestRouting(t *testing.T) {
 		{
 			Name: "unknown FHIR path", Path: "/fhir/Patient/p1/_history/1/more",
 			ExpectStatus: 404, Check: expectOutcome("not-found", "no such path"),
-		},
-		{
-			Name: "search is not implemented", Path: "/fhir/Patient?name=x",
-			ExpectStatus: 400, Check: expectOutcome("not-supported", "search on Patient is not implemented"),
 		},
 		{
 			Name: "search on an unknown type", Path: "/fhir/Bogus",
@@ -222,6 +218,9 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
+// noSearch hides the Search method of a store.
+type noSearch struct{ server.Store }
+
 func TestNewRouterRefusesBadConfig(t *testing.T) {
 	good := func(t *testing.T) server.Deps {
 		s := newServer(t)
@@ -233,6 +232,7 @@ func TestNewRouterRefusesBadConfig(t *testing.T) {
 		want   string
 	}{
 		{"no store", func(d *server.Deps) { d.Store = nil }, "Store is required"},
+		{"a store that cannot search", func(d *server.Deps) { d.Store = noSearch{d.Store} }, "does not implement Search"},
 		{"no base URL", func(d *server.Deps) { d.BaseURL = "" }, "base URL"},
 		{"relative base URL", func(d *server.Deps) { d.BaseURL = "/fhir" }, "base URL"},
 		{"base URL with a query", func(d *server.Deps) { d.BaseURL = base + "?x=1" }, "base URL"},
