@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/fhirserver/fhirserver/importer"
+	"github.com/fhirserver/fhirserver/server"
 	"github.com/fhirserver/fhirserver/server/servertest"
 )
 
@@ -145,9 +146,9 @@ func (r *sampleResource) hasCoding(system, code string) bool {
 
 // syntheaServer is a test server loaded with the two Synthea bundles
 // through the importer.
-func syntheaServer(t *testing.T) (*testServer, *synthea) {
+func syntheaServer(t *testing.T, change ...func(*server.Deps)) (*testServer, *synthea) {
 	t.Helper()
-	s := newServer(t)
+	s := newServer(t, change...)
 	v, err := validator()
 	if err != nil {
 		t.Fatal(err)
@@ -626,6 +627,26 @@ func TestSearch(t *testing.T) {
 			t.Errorf("self link %q drops _pretty or _format", self)
 		}
 	})
+}
+
+// A server that serves some types only searches those, even when the
+// store holds others.
+func TestSearchServedTypes(t *testing.T) {
+	s, data := syntheaServer(t, func(d *server.Deps) { d.ResourceTypes = []string{"Patient", "Observation"} })
+	want := data.keys(func(r *sampleResource) bool { return r.Type == "Patient" || r.Type == "Observation" })
+	b := get(t, s, "/fhir?_count=1000")
+	equal(t, "system level", b.keys("match"), want)
+	ned := "Patient/" + data.patients["Hintz"]
+	b = get(t, s, "/fhir/"+ned+"/*?_count=1000")
+	got := slices.DeleteFunc(b.keys("match"), func(k string) bool { return k == ned })
+	equal(t, "compartment", got, data.keys(func(r *sampleResource) bool { return r.Type == "Observation" && r.refersTo(ned) }))
+	for _, sc := range []servertest.Scenario{
+		{Name: "unserved _type", Path: "/fhir?_type=Encounter", ExpectStatus: 404, Check: expectOutcome("not-found", "Encounter")},
+		{Name: "unserved type", Path: "/fhir/Encounter?subject=" + ned, ExpectStatus: 404, Check: expectOutcome("not-found", "Encounter")},
+		{Name: "unserved member", Path: "/fhir/" + ned + "/Encounter", ExpectStatus: 404, Check: expectOutcome("not-found", "Encounter")},
+	} {
+		sc.Do(t, s)
+	}
 }
 
 // checkSubsetted asserts meta.tag holds SUBSETTED once.
