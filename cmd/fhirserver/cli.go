@@ -24,6 +24,7 @@ type cli struct {
 	Serve   serveCmd   `cmd:"" default:"withargs" help:"Run the FHIR server (the default command)."`
 	Migrate migrateCmd `cmd:"" help:"Apply pending database migrations and exit."`
 	Import  importCmd  `cmd:"" help:"Load Bundles (.json) and NDJSON (.ndjson) files or folders."`
+	Reindex reindexCmd `cmd:"" help:"Rebuild the search index of every current resource (after search definitions change)."`
 }
 
 // env is what every command gets: where to write and how to log.
