@@ -144,7 +144,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, scope searchSco
 	if countOnly && q.Total == search.TotalDefault {
 		q.Total = search.TotalAccurate
 	}
-	page, err := h.searcher.Search(r.Context(), t.name, q)
+	page, err := h.store.Search(r.Context(), t.name, q)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

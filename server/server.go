@@ -36,15 +36,8 @@ type Store interface {
 	Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error)
 	VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error)
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
-	Ping(ctx context.Context) error
-}
-
-// Searcher is store.Searcher: one page of a search, with its includes. The
-// store in Deps.Store must implement it too; it is a separate interface
-// (checked by NewRouter) only because store.Store does not embed
-// store.Searcher, so a value of that interface type can be passed as is.
-type Searcher interface {
 	Search(ctx context.Context, tenant string, q *search.Query) (*store.SearchPage, error)
+	Ping(ctx context.Context) error
 }
 
 // Validator checks a resource body against the FHIR R4 definitions before it
@@ -68,8 +61,7 @@ const DefaultMaxBody int64 = 32 << 20
 // Deps is everything the router needs. Store, BaseURL and AuthMode are
 // required; the rest have defaults.
 type Deps struct {
-	// Store holds the resources; it must also be a Searcher (every
-	// store.Store backend of this module is).
+	// Store holds the resources.
 	Store Store
 	// Validator checks bodies of create and update. Nil means structure
 	// checks only (valid JSON object, resourceType and id).
@@ -109,7 +101,6 @@ type Handler struct {
 	root      *chi.Mux // to compute Allow for 405 answers
 	// elements is the generated element table for _summary and _elements.
 	elements elementIndex
-	searcher Searcher // the store, as a Searcher
 }
 
 // NewRouter checks deps and returns the HTTP handler for the whole server:
@@ -125,10 +116,6 @@ func NewRouter(deps Deps) (http.Handler, error) {
 func newHandler(deps Deps) (*Handler, error) {
 	if deps.Store == nil {
 		return nil, errors.New("server: Deps.Store is required")
-	}
-	searcher, ok := deps.Store.(Searcher)
-	if !ok {
-		return nil, fmt.Errorf("server: Deps.Store (%T) does not implement Search", deps.Store)
 	}
 	base, err := parseBaseURL(deps.BaseURL)
 	if err != nil {
@@ -179,7 +166,6 @@ func newHandler(deps Deps) (*Handler, error) {
 		typeList:  list,
 		started:   time.Now().UTC(),
 		elements:  elementTable(),
-		searcher:  searcher,
 	}, nil
 }
 

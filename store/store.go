@@ -110,6 +110,7 @@ type Store interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error
+	Searcher
 }
 
 // GoneError carries the deleted version behind a KindGone error, so that a
