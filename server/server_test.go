@@ -218,8 +218,6 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
-// noSearch hides the Search method of a store.
-type noSearch struct{ server.Store }
 
 func TestNewRouterRefusesBadConfig(t *testing.T) {
 	good := func(t *testing.T) server.Deps {
@@ -232,7 +230,6 @@ func TestNewRouterRefusesBadConfig(t *testing.T) {
 		want   string
 	}{
 		{"no store", func(d *server.Deps) { d.Store = nil }, "Store is required"},
-		{"a store that cannot search", func(d *server.Deps) { d.Store = noSearch{d.Store} }, "does not implement Search"},
 		{"no base URL", func(d *server.Deps) { d.BaseURL = "" }, "base URL"},
 		{"relative base URL", func(d *server.Deps) { d.BaseURL = "/fhir" }, "base URL"},
 		{"base URL with a query", func(d *server.Deps) { d.BaseURL = base + "?x=1" }, "base URL"},
