@@ -218,7 +218,6 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
-
 func TestNewRouterRefusesBadConfig(t *testing.T) {
 	good := func(t *testing.T) server.Deps {
 		s := newServer(t)
