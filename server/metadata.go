@@ -128,7 +128,13 @@ func (h *Handler) capability(base string) []byte {
 // server before they authenticate.
 func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 	t := h.tenantFrom(r.Context())
-	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, h.capability(t.base))
+	// The statement is large (~700 KB) and changes only with the base URL,
+	// so each base's is built once.
+	b, ok := h.capabilities.Load(t.base)
+	if !ok {
+		b, _ = h.capabilities.LoadOrStore(t.base, h.capability(t.base))
+	}
+	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, b.([]byte))
 }
 
 // searchParamsOf lists the search parameters of a resource type (of every

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -100,7 +101,8 @@ type Handler struct {
 	started   time.Time
 	root      *chi.Mux // to compute Allow for 405 answers
 	// elements is the generated element table for _summary and _elements.
-	elements elementIndex
+	elements     elementIndex
+	capabilities sync.Map // base URL -> CapabilityStatement JSON
 }
 
 // NewRouter checks deps and returns the HTTP handler for the whole server:
