@@ -350,3 +350,29 @@ func TestAuthNoneWarnsLoudly(t *testing.T) {
 		t.Fatalf("no warning about --auth none in the log:\n%s", p.stderr)
 	}
 }
+
+// TestDemo starts the server as the README says and uses the sample data:
+// read a demo patient, search its observations, and start again without
+// duplicating anything.
+func TestDemo(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "fhir.db")
+	const patient = "1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06" // demo/synthea/Luigi_Wiegand_*.json
+	for round := 0; round < 2; round++ {
+		p := start(t, db, "--demo")
+		resp, body := do(t, "GET", p.base+"/fhir/Patient/"+patient, "", nil)
+		if resp.StatusCode != 200 || resp.Header.Get("ETag") != `W/"1"` {
+			t.Fatalf("round %d: demo patient: %d %s %s", round, resp.StatusCode, resp.Header.Get("ETag"), body)
+		}
+		resp, body = do(t, "GET", p.base+"/fhir/Observation?patient="+patient+"&_summary=count", "", nil)
+		if resp.StatusCode != 200 || field(t, body, "total") != float64(31) {
+			t.Fatalf("round %d: observations of the demo patient: %d %s", round, resp.StatusCode, body)
+		}
+		resp, body = do(t, "GET", p.base+"/fhir/_history?_summary=count", "", nil)
+		if resp.StatusCode != 200 || field(t, body, "total") != float64(211) {
+			t.Fatalf("round %d: the demo must load 211 resources once: %d %s", round, resp.StatusCode, body)
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		p.done <- nil
+	}
+}
