@@ -162,3 +162,8 @@ func (d *driver) Arrays() bool { return true }
 func (d *driver) NumericParam(ph string) string { return ph + "::numeric" }
 
 func (d *driver) NumericText(expr string) string { return "(" + expr + ")::text" }
+
+// Analyze covers the tables that search plans depend on.
+func (d *driver) Analyze() string {
+	return "ANALYZE resources, idx_string, idx_token, idx_reference, idx_date, idx_number, idx_quantity, idx_uri, idx_compartment"
+}

@@ -80,19 +80,59 @@ type scope struct {
 	types []string
 }
 
-// member renders "the resources row of sc is one of those that sel
-// selects", where sel is "FROM ... WHERE ..." over rows whose (typeCol,
-// idCol) name resources. It is an uncorrelated IN, which both databases
-// can start from (an index on the subquery's side) or probe (a hashed or
-// ephemeral set), whichever the planner prefers.
-func (c *compiler) member(sc scope, typeCol, idCol, sel string) string {
+// cond is a compiled clause: a plain SQL condition, or a set of resources
+// given as "FROM ... WHERE ..." over rows whose (typeCol, idCol) name them.
+// Sets are kept apart so that the sets of several clauses can be
+// intersected on the index tables before any resources row is read.
+type cond struct {
+	sql string
+	set *idSet
+}
+
+type idSet struct {
+	typeCol, idCol, sel string
+}
+
+func plain(sql string) cond { return cond{sql: sql} }
+
+func set(typeCol, idCol, sel string) cond {
+	return cond{set: &idSet{typeCol: typeCol, idCol: idCol, sel: sel}}
+}
+
+// render turns cd into a condition on the resources row of sc.
+func (c *compiler) render(sc scope, cd cond) string {
+	if cd.set == nil {
+		return cd.sql
+	}
+	return c.member(sc, sc.r+".type", sc.r+".id", cd.set)
+}
+
+// member renders "(typeCol, idCol) is in set", restricted to the types of
+// sc. It is an uncorrelated IN, which both databases can start from (an
+// index on the subquery's side) or probe (a hashed or ephemeral set),
+// whichever the planner prefers.
+func (c *compiler) member(sc scope, typeCol, idCol string, s *idSet) string {
 	switch len(sc.types) {
 	case 0:
-		return "(" + sc.r + ".type, " + sc.r + ".id) IN (SELECT " + typeCol + ", " + idCol + " " + sel + ")"
+		return "(" + typeCol + ", " + idCol + ") IN (SELECT " + s.typeCol + ", " + s.idCol + " " + s.sel + ")"
 	case 1:
-		return sc.r + ".id IN (SELECT " + idCol + " " + sel + " AND " + typeCol + " = " + c.bind(sc.types[0]) + ")"
+		return idCol + " IN (SELECT " + s.idCol + " " + s.sel + " AND " + s.typeCol + " = " + c.bind(sc.types[0]) + ")"
 	}
-	return "(" + sc.r + ".type, " + sc.r + ".id) IN (SELECT " + typeCol + ", " + idCol + " " + sel + " AND " + c.in(typeCol, sc.types) + ")"
+	return "(" + typeCol + ", " + idCol + ") IN (SELECT " + s.typeCol + ", " + s.idCol + " " + s.sel + " AND " + c.in(s.typeCol, sc.types) + ")"
+}
+
+// intersect nests the sets: the first selects only what the second
+// selects, which selects only what the third selects... so that the
+// database intersects the index rows first and reads resources rows only
+// for the result (instead of reading every resource of one set and probing
+// the others).
+func (c *compiler) intersect(sc scope, sets []cond) cond {
+	for i := len(sets) - 2; i >= 0; i-- {
+		outer, inner := *sets[i].set, sets[i+1].set
+		outer.sel += " AND " + c.member(sc, outer.typeCol, outer.idCol, inner)
+		sets[i] = cond{set: &outer}
+	}
+	return sets[0]
 }
 
 // owns correlates index row alias x with resources row alias r.
@@ -139,6 +179,15 @@ func clauseType(cl *search.Clause) fhir.SearchParamType {
 
 // clause compiles one clause as a condition on the resources row of sc.
 func (c *compiler) clause(sc scope, cl *search.Clause) (string, error) {
+	cd, err := c.clauseCond(sc, cl)
+	if err != nil {
+		return "", err
+	}
+	return c.render(sc, cd), nil
+}
+
+// clauseCond compiles one clause on the resources row of sc.
+func (c *compiler) clauseCond(sc scope, cl *search.Clause) (cond, error) {
 	r := sc.r
 	switch {
 	case cl.Has != nil:
@@ -146,43 +195,45 @@ func (c *compiler) clause(sc scope, cl *search.Clause) (string, error) {
 	case cl.Chain != nil:
 		return c.chain(sc, cl)
 	case cl.Code == "_id":
-		return c.idClause(r, cl)
+		sql, err := c.idClause(r, cl)
+		return plain(sql), err
 	case cl.Code == "_lastUpdated":
-		return c.lastUpdated(r, cl)
+		sql, err := c.lastUpdated(r, cl)
+		return plain(sql), err
 	case cl.Code == "_text" || cl.Code == "_content":
-		return "", notSupported("full-text search (%s) is not supported", cl.Code)
+		return cond{}, notSupported("full-text search (%s) is not supported", cl.Code)
 	}
 	typ := clauseType(cl)
 	if cl.Missing != nil || cl.Modifier == search.ModMissing {
 		return c.missing(sc, cl, typ)
 	}
 	if len(cl.Values) == 0 {
-		return "", invalid("parameter %s has no value", cl.Code)
+		return cond{}, invalid("parameter %s has no value", cl.Code)
 	}
 	if typ == fhir.SearchParamComposite {
 		return c.composite(sc, cl)
 	}
 	t, ok := tableFor(typ)
 	if !ok {
-		return "", notSupported("search parameter %s (%s) is not supported", cl.Code, typ)
+		return cond{}, notSupported("search parameter %s (%s) is not supported", cl.Code, typ)
 	}
 	x := c.alias("x")
 	var ors []string
 	for i := range cl.Values {
-		cond, err := c.value(x, typ, cl.Modifier, cl.TargetType, &cl.Values[i])
+		vc, err := c.value(x, typ, cl.Modifier, cl.TargetType, &cl.Values[i])
 		if err != nil {
-			return "", err
+			return cond{}, err
 		}
-		ors = append(ors, cond)
+		ors = append(ors, vc)
 	}
 	if cl.Modifier == search.ModNot {
 		if typ != fhir.SearchParamToken {
-			return "", invalid(":not applies to token parameters, not to %s (%s)", cl.Code, typ)
+			return cond{}, invalid(":not applies to token parameters, not to %s (%s)", cl.Code, typ)
 		}
 		// Resources without a matching row, those without any value too.
-		return "NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, r) + " AND " + x + ".param = " + c.bind(cl.Code) + " AND " + orJoin(ors) + ")", nil
+		return plain("NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, r) + " AND " + x + ".param = " + c.bind(cl.Code) + " AND " + orJoin(ors) + ")"), nil
 	}
-	return c.member(sc, x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors)), nil
+	return set(x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors)), nil
 }
 
 func orJoin(conds []string) string {
@@ -194,7 +245,7 @@ func orJoin(conds []string) string {
 
 // missing compiles :missing=true|false: whether the resource has any row of
 // the parameter.
-func (c *compiler) missing(sc scope, cl *search.Clause, typ fhir.SearchParamType) (string, error) {
+func (c *compiler) missing(sc scope, cl *search.Clause, typ fhir.SearchParamType) (cond, error) {
 	want := true
 	if cl.Missing != nil {
 		want = *cl.Missing
@@ -204,25 +255,25 @@ func (c *compiler) missing(sc scope, cl *search.Clause, typ fhir.SearchParamType
 		case "false":
 			want = false
 		default:
-			return "", invalid(":missing takes true or false, not %q", cl.Values[0].Raw)
+			return cond{}, invalid(":missing takes true or false, not %q", cl.Values[0].Raw)
 		}
 	}
 	code := cl.Code
 	if typ == fhir.SearchParamComposite {
 		if cl.Param == nil || len(cl.Param.Components) == 0 {
-			return "", invalid("composite parameter %s has no components", cl.Code)
+			return cond{}, invalid("composite parameter %s has no components", cl.Code)
 		}
 		typ, code = cl.Param.Components[0].Type, compositeParam(cl.Code, 0)
 	}
 	t, ok := tableFor(typ)
 	if !ok {
-		return "", notSupported(":missing is not supported on %s (%s)", cl.Code, typ)
+		return cond{}, notSupported(":missing is not supported on %s (%s)", cl.Code, typ)
 	}
 	x := c.alias("x")
 	if want {
-		return "NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, sc.r) + " AND " + x + ".param = " + c.bind(code) + ")", nil
+		return plain("NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, sc.r) + " AND " + x + ".param = " + c.bind(code) + ")"), nil
 	}
-	return c.member(sc, x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(code)), nil
+	return set(x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(code)), nil
 }
 
 // value compiles one value of a parameter of type typ against index row x.
@@ -590,33 +641,33 @@ func (c *compiler) uriValue(x string, mod search.Modifier, v *search.Value) (str
 }
 
 // composite matches every component on rows of the same tuple (group).
-func (c *compiler) composite(sc scope, cl *search.Clause) (string, error) {
+func (c *compiler) composite(sc scope, cl *search.Clause) (cond, error) {
 	if cl.Param == nil || len(cl.Param.Components) == 0 {
-		return "", invalid("composite parameter %s has no components", cl.Code)
+		return cond{}, invalid("composite parameter %s has no components", cl.Code)
 	}
 	if cl.Modifier != search.ModNone {
-		return "", invalid("modifier :%s does not apply to composite parameters", cl.Modifier)
+		return cond{}, invalid("modifier :%s does not apply to composite parameters", cl.Modifier)
 	}
 	comps := cl.Param.Components
-	var ors []string
+	var sets []cond
 	for _, v := range cl.Values {
 		if len(v.Parts) != len(comps) {
-			return "", invalid("%q: %s takes %d parts separated by $", v.Raw, cl.Code, len(comps))
+			return cond{}, invalid("%q: %s takes %d parts separated by $", v.Raw, cl.Code, len(comps))
 		}
 		// Innermost first: component i is an EXISTS inside component i-1.
 		inner := ""
-		var first string
+		var first cond
 		for i := len(comps) - 1; i >= 0; i-- {
 			t, ok := tableFor(comps[i].Type)
 			if !ok {
-				return "", notSupported("composite component %s (%s) is not supported", comps[i].Code, comps[i].Type)
+				return cond{}, notSupported("composite component %s (%s) is not supported", comps[i].Code, comps[i].Type)
 			}
 			x := c.alias("x")
-			cond, err := c.value(x, comps[i].Type, search.ModNone, "", &v.Parts[i])
+			vc, err := c.value(x, comps[i].Type, search.ModNone, "", &v.Parts[i])
 			if err != nil {
-				return "", err
+				return cond{}, err
 			}
-			where := x + ".param = " + c.bind(compositeParam(cl.Code, i)) + " AND " + cond
+			where := x + ".param = " + c.bind(compositeParam(cl.Code, i)) + " AND " + vc
 			if inner != "" {
 				where += " AND " + strings.ReplaceAll(inner, "\x00", x)
 			}
@@ -625,12 +676,19 @@ func (c *compiler) composite(sc scope, cl *search.Clause) (string, error) {
 				// "\x00" stands for that row's alias until it is known.
 				inner = "EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + x + ".tenant = \x00.tenant AND " + x + ".type = \x00.type AND " + x + ".id = \x00.id AND " + x + ".grp = \x00.grp AND " + where + ")"
 			} else {
-				first = c.member(sc, x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+where)
+				first = set(x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+where)
 			}
 		}
-		ors = append(ors, first)
+		sets = append(sets, first)
 	}
-	return orJoin(ors), nil
+	if len(sets) == 1 {
+		return sets[0], nil
+	}
+	ors := make([]string, len(sets))
+	for i, cd := range sets {
+		ors[i] = c.render(sc, cd)
+	}
+	return plain(orJoin(ors)), nil
 }
 
 func (c *compiler) idClause(r string, cl *search.Clause) (string, error) {
@@ -688,12 +746,12 @@ func (c *compiler) lastUpdated(r string, cl *search.Clause) (string, error) {
 
 // chain compiles ref.param=value: a reference of the resource, through
 // parameter cl.Code, to a resource that the chained clause matches.
-func (c *compiler) chain(sc scope, cl *search.Clause) (string, error) {
+func (c *compiler) chain(sc scope, cl *search.Clause) (cond, error) {
 	if c.depth >= maxDepth {
-		return "", fhir.Errorf(fhir.KindTooCostly, "chains and _has are nested more than %d deep", maxDepth)
+		return cond{}, fhir.Errorf(fhir.KindTooCostly, "chains and _has are nested more than %d deep", maxDepth)
 	}
 	if clauseType(cl) != fhir.SearchParamReference && clauseType(cl) != "" {
-		return "", invalid("%s is not a reference parameter and cannot be chained", cl.Code)
+		return cond{}, invalid("%s is not a reference parameter and cannot be chained", cl.Code)
 	}
 	c.depth++
 	defer func() { c.depth-- }()
@@ -709,7 +767,7 @@ func (c *compiler) chain(sc scope, cl *search.Clause) (string, error) {
 	}
 	inner, err := c.clause(scope{r: t, types: targets}, cl.Chain)
 	if err != nil {
-		return "", err
+		return cond{}, err
 	}
 	sel := "FROM idx_reference " + x + " JOIN resources " + t + " ON " + t + ".tenant = " + x + ".tenant AND " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id" +
 		" WHERE " + x + ".tenant = " + c.tenant + " AND " + x + ".param = " + c.bind(cl.Code) + " AND " + x + ".url = ''"
@@ -717,27 +775,27 @@ func (c *compiler) chain(sc scope, cl *search.Clause) (string, error) {
 		sel += " AND " + c.in(x+".target_type", targets)
 	}
 	sel += " AND " + c.base(t) + " AND " + inner
-	return c.member(sc, x+".type", x+".id", sel), nil
+	return set(x+".type", x+".id", sel), nil
 }
 
 // has compiles _has:Type:param:clause: a resource of Type refers to this
 // one through param and matches the clause.
-func (c *compiler) has(sc scope, h *search.Has) (string, error) {
+func (c *compiler) has(sc scope, h *search.Has) (cond, error) {
 	if c.depth >= maxDepth {
-		return "", fhir.Errorf(fhir.KindTooCostly, "chains and _has are nested more than %d deep", maxDepth)
+		return cond{}, fhir.Errorf(fhir.KindTooCostly, "chains and _has are nested more than %d deep", maxDepth)
 	}
 	if !fhir.IsResourceType(h.Type) {
-		return "", invalid("_has: %q is not a resource type", h.Type)
+		return cond{}, invalid("_has: %q is not a resource type", h.Type)
 	}
 	c.depth++
 	defer func() { c.depth-- }()
 	x, t := c.alias("x"), c.alias("r")
 	inner, err := c.clause(scope{r: t, types: []string{h.Type}}, &h.Clause)
 	if err != nil {
-		return "", err
+		return cond{}, err
 	}
 	sel := "FROM idx_reference " + x + " JOIN resources " + t + " ON " + owns(x, t) +
 		" WHERE " + x + ".tenant = " + c.tenant + " AND " + x + ".type = " + c.bind(h.Type) + " AND " + x + ".param = " + c.bind(h.RefParam) + " AND " + x + ".url = ''" +
 		" AND " + c.base(t) + " AND " + inner
-	return c.member(sc, x+".target_type", x+".target_id", sel), nil
+	return set(x+".target_type", x+".target_id", sel), nil
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
@@ -37,7 +39,55 @@ func (s *Store) Import(ctx context.Context, tenant string, ws []store.Write) (st
 		result, err = s.importTx(ctx, tx, tenant, ws, prepared)
 		return err
 	})
+	if err == nil {
+		err = s.analyzeAfter(ctx, int64(result.Created+result.Updated))
+	}
 	return result, wrap(err, "importing resources")
+}
+
+// analyzeFirst is the number of imported resources after which a store
+// first refreshes the planner statistics; the next refresh comes when the
+// count has grown fourfold, and so on (a handful of ANALYZE runs for any
+// import, each bounded by the database's sampling).
+const analyzeFirst = 1000
+
+// analyzeState counts the resources this store has imported.
+type analyzeState struct {
+	mu      sync.Mutex
+	written int64
+	next    int64
+	running bool
+}
+
+// analyzeAfter adds n imported resources to the count and runs the
+// dialect's Analyze when the count reaches the next threshold (one caller
+// at a time; the others go on).
+func (s *Store) analyzeAfter(ctx context.Context, n int64) error {
+	stmt := s.Driver.Analyze()
+	if stmt == "" || n == 0 {
+		return nil
+	}
+	a := &s.analyze
+	a.mu.Lock()
+	a.written += n
+	if a.next == 0 {
+		a.next = analyzeFirst
+	}
+	if a.written < a.next || a.running {
+		a.mu.Unlock()
+		return nil
+	}
+	a.running = true
+	a.next = 4 * a.written
+	a.mu.Unlock()
+	_, err := s.Driver.Exec(ctx, stmt)
+	a.mu.Lock()
+	a.running = false
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("refreshing planner statistics: %w", err)
+	}
+	return nil
 }
 
 type pendingRow struct {
@@ -191,20 +241,40 @@ func (s *Store) lockMany(ctx context.Context, tx Querier, tenant string, ws []st
 
 // importParts adds the upsert of the current versions and the insertion of
 // every new version into history to m, as unnest over one array per column.
+// When every row is a current version (no resource twice in the batch, the
+// usual case), history reads the same arrays, so the bodies are sent once.
 func importParts(m *multiStmt, tenant string, now time.Time, current, rows []pendingRow) {
 	a := &m.a
 	tenantArg, nowArg := a.add(tenant)+"::text", a.add(micros(now))+"::bigint"
-	types, ids, versions, hashes, bodies := make([]string, len(current)), make([]string, len(current)), make([]int64, len(current)), make([][]byte, len(current)), make([]string, len(current))
+	columns := func(rs []pendingRow) (types, ids, versions, bodies string) {
+		ts, is, vs, bs := make([]string, len(rs)), make([]string, len(rs)), make([]int64, len(rs)), make([]string, len(rs))
+		for i, r := range rs {
+			ts[i], is[i], vs[i], bs[i] = r.key.typ, r.key.id, r.version, string(r.body)
+		}
+		return a.add(ts) + "::text[]", a.add(is) + "::text[]", a.add(vs) + "::bigint[]", a.add(bs) + "::text[]"
+	}
+	hashes := make([][]byte, len(current))
 	for i, r := range current {
-		types[i], ids[i], versions[i], hashes[i], bodies[i] = r.key.typ, r.key.id, r.version, r.hash, string(r.body)
+		hashes[i] = r.hash
 	}
-	m.parts = append(m.parts, `INSERT INTO resources (tenant, type, id, version, last_updated, deleted, content_hash, body) SELECT `+tenantArg+`, t, i, v, `+nowArg+`, false, h, b::jsonb FROM unnest(`+
-		a.add(types)+`::text[], `+a.add(ids)+`::text[], `+a.add(versions)+`::bigint[], `+a.add(hashes)+`::bytea[], `+a.add(bodies)+`::text[]) AS u(t, i, v, h, b)`+
-		` ON CONFLICT (tenant, type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted, content_hash = excluded.content_hash, body = excluded.body`)
-	types, ids, versions, ops, bodies := make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+	ct, ci, cv, cb := columns(current)
+	ops := make([]string, len(rows))
 	for i, r := range rows {
-		types[i], ids[i], versions[i], ops[i], bodies[i] = r.key.typ, r.key.id, r.version, string(r.op), string(r.body)
+		ops[i] = string(r.op)
 	}
+	upsert := `INSERT INTO resources (tenant, type, id, version, last_updated, deleted, content_hash, body) SELECT ` + tenantArg + `, t, i, v, ` + nowArg + `, false, h, b::jsonb FROM unnest(` +
+		ct + `, ` + ci + `, ` + cv + `, ` + a.add(hashes) + `::bytea[], ` + cb + `) AS u(t, i, v, h, b)` +
+		` ON CONFLICT (tenant, type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted, content_hash = excluded.content_hash, body = excluded.body`
+	if len(rows) == len(current) {
+		// History takes the parsed bodies from the upsert's RETURNING.
+		m.parts = append(m.parts, upsert+` RETURNING type, id, version, body`)
+		up := "w" + strconv.Itoa(len(m.parts)-1)
+		m.parts = append(m.parts, `INSERT INTO resource_history (tenant, type, id, version, last_updated, op, body) SELECT `+tenantArg+`, `+up+`.type, `+up+`.id, `+up+`.version, `+nowArg+`, o.op, `+up+`.body FROM `+up+
+			` JOIN unnest(`+ct+`, `+ci+`, `+a.add(ops)+`::text[]) AS o(t, i, op) ON o.t = `+up+`.type AND o.i = `+up+`.id`)
+		return
+	}
+	m.parts = append(m.parts, upsert)
+	ht, hi, hv, hb := columns(rows)
 	m.parts = append(m.parts, `INSERT INTO resource_history (tenant, type, id, version, last_updated, op, body) SELECT `+tenantArg+`, t, i, v, `+nowArg+`, o, b::jsonb FROM unnest(`+
-		a.add(types)+`::text[], `+a.add(ids)+`::text[], `+a.add(versions)+`::bigint[], `+a.add(ops)+`::text[], `+a.add(bodies)+`::text[]) AS u(t, i, v, o, b)`)
+		ht+`, `+hi+`, `+hv+`, `+a.add(ops)+`::text[], `+hb+`) AS u(t, i, v, o, b)`)
 }

@@ -30,6 +30,8 @@ type Store struct {
 	// them. The store itself logs nothing.
 	SlowQuery      func(sql string, args []any, d time.Duration)
 	SlowQueryAfter time.Duration
+
+	analyze analyzeState
 }
 
 // New returns a Store on d with the real clock, random UUID ids and the

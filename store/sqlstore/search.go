@@ -179,18 +179,27 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 	if len(q.Types) > 0 {
 		conds = append(conds, c.in(r+".type", q.Types))
 	}
+	sc := scope{r: r, types: q.Types}
+	var sets []cond
 	if comp := q.Compartment; comp != nil {
 		if !fhir.IsResourceType(comp.Type) || !fhir.ValidID(comp.ID) {
 			return "", invalid("%s/%s is not a compartment", comp.Type, comp.ID)
 		}
-		conds = append(conds, "EXISTS (SELECT 1 FROM idx_compartment qc WHERE "+owns("qc", r)+" AND qc.comp_type = "+c.bind(comp.Type)+" AND qc.comp_id = "+c.bind(comp.ID)+")")
+		sets = append(sets, set("qc.type", "qc.id", "FROM idx_compartment qc WHERE qc.tenant = "+c.tenant+" AND qc.comp_type = "+c.bind(comp.Type)+" AND qc.comp_id = "+c.bind(comp.ID)))
 	}
 	for i := range q.Clauses {
-		cond, err := c.clause(scope{r: r, types: q.Types}, &q.Clauses[i])
+		cd, err := c.clauseCond(sc, &q.Clauses[i])
 		if err != nil {
 			return "", err
 		}
-		conds = append(conds, cond)
+		if cd.set != nil {
+			sets = append(sets, cd)
+		} else {
+			conds = append(conds, cd.sql)
+		}
+	}
+	if len(sets) > 0 {
+		conds = append(conds, c.render(sc, c.intersect(sc, sets)))
 	}
 	return strings.Join(conds, " AND "), nil
 }

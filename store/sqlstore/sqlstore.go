@@ -64,6 +64,11 @@ type Dialect interface {
 	// NumericText renders a numeric expression as text that NumericParam
 	// reads back to the same value (for paging cursors).
 	NumericText(expr string) string
+	// Analyze is the statement that refreshes the planner's statistics
+	// ("" for none). Bulk imports run it as the tables grow, so that
+	// searches right after a large import do not run on plans made for
+	// empty tables.
+	Analyze() string
 }
 
 // micros converts a time to the stored representation.

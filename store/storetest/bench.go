@@ -55,6 +55,8 @@ func Bench(b *testing.B, opener func(b *testing.B) store.Store) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 	})
+	b.Run("ImportSynthea", func(b *testing.B) { benchImportSynthea(b, opener) })
+	b.Run("Search", func(b *testing.B) { benchSearch(b, opener) })
 	b.Run("Import500", func(b *testing.B) {
 		s := opener(b)
 		defer s.Close()
