@@ -3,13 +3,13 @@ package oauth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ory/fosite"
 
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/store"
@@ -54,7 +54,7 @@ var knownScopes = []string{"openid", "fhirUser", "profile", "launch", "launch/pa
 func ValidateScope(s string) error {
 	for _, sc := range strings.Fields(s) {
 		if _, ok := parseScope(sc); !ok && !slices.Contains(knownScopes, sc) {
-			return fmt.Errorf("unknown scope %q", sc)
+			return fhir.Errorf(fhir.KindInvalid, "unknown scope %q", sc)
 		}
 	}
 	return nil
@@ -76,10 +76,10 @@ func validClientID(id string) bool {
 // one was generated.
 func RegisterClient(ctx context.Context, st AdminStore, spec ClientSpec) (string, error) {
 	if !validClientID(spec.ID) {
-		return "", errors.New("the client id must be 1 to 128 of A-Z a-z 0-9 - . _ ~")
+		return "", fhir.Errorf(fhir.KindInvalid, "the client id must be 1 to 128 of A-Z a-z 0-9 - . _ ~")
 	}
 	if spec.ID == LoginClientID {
-		return "", fmt.Errorf("the client id %q is reserved for B/fhir/login", LoginClientID)
+		return "", fhir.Errorf(fhir.KindInvalid, "the client id %q is reserved for B/fhir/login", LoginClientID)
 	}
 	kinds := 0
 	for _, b := range []bool{spec.Secret != "" || spec.GenerateSecret, spec.Public, spec.JWKS != "", spec.JWKSURL != ""} {
@@ -88,7 +88,7 @@ func RegisterClient(ctx context.Context, st AdminStore, spec ClientSpec) (string
 		}
 	}
 	if kinds != 1 {
-		return "", errors.New("give exactly one of a secret, public, a JWKS or a JWKS URL")
+		return "", fhir.Errorf(fhir.KindInvalid, "give exactly one of a secret, public, a JWKS or a JWKS URL")
 	}
 	asymmetric := spec.JWKS != "" || spec.JWKSURL != ""
 	grants := spec.GrantTypes
@@ -101,19 +101,19 @@ func RegisterClient(ctx context.Context, st AdminStore, spec ClientSpec) (string
 	}
 	for _, g := range grants {
 		if !slices.Contains(knownGrants, g) {
-			return "", fmt.Errorf("unknown grant type %q (use %s)", g, strings.Join(knownGrants, ", "))
+			return "", fhir.Errorf(fhir.KindInvalid, "unknown grant type %q (use %s)", g, strings.Join(knownGrants, ", "))
 		}
 	}
 	if spec.Public && slices.Contains(grants, "client_credentials") {
-		return "", errors.New("a public client cannot use client_credentials")
+		return "", fhir.Errorf(fhir.KindInvalid, "a public client cannot use client_credentials")
 	}
 	if slices.Contains(grants, "authorization_code") && len(spec.RedirectURIs) == 0 {
-		return "", errors.New("the authorization_code grant needs at least one redirect URI")
+		return "", fhir.Errorf(fhir.KindInvalid, "the authorization_code grant needs at least one redirect URI")
 	}
 	for _, u := range spec.RedirectURIs {
 		pu, err := url.Parse(u)
 		if err != nil || !pu.IsAbs() || pu.Fragment != "" {
-			return "", fmt.Errorf("redirect URI %q must be an absolute URL without a fragment", u)
+			return "", fhir.Errorf(fhir.KindInvalid, "redirect URI %q must be an absolute URL without a fragment", u)
 		}
 	}
 	scope := spec.Scope
@@ -134,7 +134,7 @@ func RegisterClient(ctx context.Context, st AdminStore, spec ClientSpec) (string
 	}
 	if spec.JWKSURL != "" {
 		if u, err := url.Parse(spec.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return "", fmt.Errorf("the JWKS URL %q must be an absolute http(s) URL", spec.JWKSURL)
+			return "", fhir.Errorf(fhir.KindInvalid, "the JWKS URL %q must be an absolute http(s) URL", spec.JWKSURL)
 		}
 	}
 	c := store.OAuthClient{
@@ -172,7 +172,7 @@ func RotateClientSecret(ctx context.Context, st AdminStore, tenant, id string) (
 		return "", err
 	}
 	if c.Public || c.JWKS != "" || c.JWKSURL != "" {
-		return "", fmt.Errorf("client %q has no secret (it is public or uses keys)", id)
+		return "", fhir.Errorf(fhir.KindInvalid, "client %q has no secret (it is public or uses keys)", id)
 	}
 	secret, err := NewClientSecret()
 	if err != nil {
@@ -201,7 +201,7 @@ func loadPepper(ctx context.Context, ks KeyStore) ([]byte, error) {
 			return k.Private, nil
 		}
 	}
-	return nil, errors.New("no pepper key")
+	return nil, errors.New("no current pepper key")
 }
 
 // UserSpec describes a user to add.
@@ -217,15 +217,15 @@ type UserSpec struct {
 // RegisterUser checks and stores a user with a bcrypt password hash.
 func RegisterUser(ctx context.Context, st AdminStore, spec UserSpec) error {
 	if strings.TrimSpace(spec.Username) == "" || len(spec.Username) > 128 || strings.ContainsAny(spec.Username, ":\x00") {
-		return errors.New("the username must be 1 to 128 characters without ':'")
+		return fhir.Errorf(fhir.KindInvalid, "the username must be 1 to 128 characters without ':'")
 	}
 	if spec.Password == "" {
-		return errors.New("the password must not be empty")
+		return fhir.Errorf(fhir.KindInvalid, "the password must not be empty")
 	}
 	if spec.FHIRUser != "" {
 		typ, id, ok := strings.Cut(spec.FHIRUser, "/")
 		if !ok || !slices.Contains([]string{"Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Person"}, typ) || !fhir.ValidID(id) {
-			return fmt.Errorf("--fhir-user %q must be Patient/ID, Practitioner/ID, PractitionerRole/ID, RelatedPerson/ID or Person/ID", spec.FHIRUser)
+			return fhir.Errorf(fhir.KindInvalid, "--fhir-user %q must be Patient/ID, Practitioner/ID, PractitionerRole/ID, RelatedPerson/ID or Person/ID", spec.FHIRUser)
 		}
 	}
 	if err := ValidateScope(spec.Scope); err != nil {
@@ -254,10 +254,10 @@ type LaunchSpec struct {
 // value an authorization request carries (only its hash is stored).
 func CreateLaunch(ctx context.Context, st AdminStore, spec LaunchSpec) (string, error) {
 	if !fhir.ValidID(spec.Patient) {
-		return "", fmt.Errorf("patient id %q is not a valid id", spec.Patient)
+		return "", fhir.Errorf(fhir.KindInvalid, "patient id %q is not a valid id", spec.Patient)
 	}
 	if spec.Encounter != "" && !fhir.ValidID(spec.Encounter) {
-		return "", fmt.Errorf("encounter id %q is not a valid id", spec.Encounter)
+		return "", fhir.Errorf(fhir.KindInvalid, "encounter id %q is not a valid id", spec.Encounter)
 	}
 	ttl := spec.TTL
 	if ttl <= 0 {
@@ -288,19 +288,22 @@ type MintRequest struct {
 func (p *Provider) MintToken(ctx context.Context, m MintRequest) (string, *Claims, error) {
 	c, err := p.client(ctx, m.ClientID)
 	if err != nil {
-		return "", nil, fmt.Errorf("client %q: %w", m.ClientID, err)
+		if errors.Is(err, fosite.ErrNotFound) {
+			return "", nil, fhir.Errorf(fhir.KindNotFound, "no client %q", m.ClientID)
+		}
+		return "", nil, err
 	}
 	scopes := normalizeScopes(strings.Fields(m.Scope))
 	if len(scopes) == 0 {
-		return "", nil, errors.New("a scope is required")
+		return "", nil, fhir.Errorf(fhir.KindInvalid, "a scope is required")
 	}
 	for _, s := range scopes {
 		if !scopeCovered(c.scopes, s) {
-			return "", nil, fmt.Errorf("scope %q is not within client %s's registered scopes (%s)", s, c.GetID(), c.c.Scope)
+			return "", nil, fhir.Errorf(fhir.KindInvalid, "scope %q is not within client %s's registered scopes (%s)", s, c.GetID(), c.c.Scope)
 		}
 	}
 	if m.Patient != "" && !fhir.ValidID(m.Patient) {
-		return "", nil, fmt.Errorf("patient id %q is not a valid id", m.Patient)
+		return "", nil, fhir.Errorf(fhir.KindInvalid, "patient id %q is not a valid id", m.Patient)
 	}
 	ttl := m.TTL
 	if ttl <= 0 {

@@ -283,14 +283,14 @@ func findKey(set *jose.JSONWebKeySet, kid, alg string) (any, error) {
 func ValidateJWKS(s string) error {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal([]byte(s), &set); err != nil {
-		return fmt.Errorf("not a JSON Web Key Set: %w", err)
+		return fhir.Errorf(fhir.KindInvalid, "not a JSON Web Key Set: %v", err)
 	}
 	if len(set.Keys) == 0 {
-		return errors.New("the key set has no keys")
+		return fhir.Errorf(fhir.KindInvalid, "the key set has no keys")
 	}
 	for _, k := range set.Keys {
 		if !k.IsPublic() {
-			return fmt.Errorf("key %q is a private key; register public keys only", k.KeyID)
+			return fhir.Errorf(fhir.KindInvalid, "key %q is a private key; register public keys only", k.KeyID)
 		}
 	}
 	return nil

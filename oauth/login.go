@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,10 +33,10 @@ func HashPassword(password string, cost int) (string, error) {
 		cost = DefaultBcryptCost
 	}
 	if cost < bcrypt.MinCost || cost > 16 {
-		return "", fmt.Errorf("bcrypt cost %d is outside %d..16", cost, bcrypt.MinCost)
+		return "", fhir.Errorf(fhir.KindInvalid, "bcrypt cost %d is outside %d..16", cost, bcrypt.MinCost)
 	}
 	if len(password) > 72 {
-		return "", errors.New("passwords are limited to 72 bytes (bcrypt)")
+		return "", fhir.Errorf(fhir.KindInvalid, "passwords are limited to 72 bytes (bcrypt)")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	return string(h), err
