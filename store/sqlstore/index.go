@@ -374,8 +374,10 @@ func indexParts(m *multiStmt, tenant string, replace []resourceKey, b *indexBatc
 	}
 }
 
-// maxParams bounds the bind values of one VALUES statement.
-const maxParams = 4000
+// maxParams bounds the bind values of one VALUES statement: modernc's
+// SQLite looks each numbered parameter up by name, which grows faster than
+// the statement, so several small statements beat one large one.
+const maxParams = 300
 
 // deleteIndex removes the index rows of keys, with IN lists per type.
 func (s *Store) deleteIndex(ctx context.Context, tx Querier, tenant string, keys []resourceKey) error {
