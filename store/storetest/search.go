@@ -512,6 +512,9 @@ func testSort(t *testing.T, se store.Searcher, c *corpus) {
 		{name: "quantity asc", types: "Observation", query: "code=2345-7&_sort=value-quantity,_id", order: true, want: keys("Observation", "qlt5", "q99.6", "q100", "q100.0")},
 		{name: "number desc", types: "RiskAssessment", query: "_sort=-probability", order: true, want: keys("RiskAssessment", "r2", "r1")},
 		{name: "_id desc", types: "Patient", query: "_sort=-_id", order: true, want: keys("Patient", "p3", "p2", "p1")},
+		{name: "paged missing last", types: "Patient", query: "_sort=gender&_count=1", order: true, want: keys("Patient", "p2", "p1", "p3")},
+		{name: "paged missing last desc", types: "Patient", query: "_sort=-gender,_id&_count=2", order: true, want: keys("Patient", "p1", "p2", "p3")},
+		{name: "paged several types", types: "Patient,Encounter,RiskAssessment", query: "_count=2", order: true, want: append(append(keys("Encounter", "e1", "e2"), keys("Patient", "p1", "p2", "p3")...), keys("RiskAssessment", "r1", "r2")...)},
 		{name: "paged sort", types: "Observation", query: "code=2345-7&_sort=value-quantity,_id&_count=1", order: true, want: keys("Observation", "qlt5", "q99.6", "q100", "q100.0")},
 	})
 	// Synthea: observations of a patient, newest first; ties by id.
