@@ -96,43 +96,11 @@ func envelope(b []byte) (typ, id string, err error) {
 
 // rewriteReferences replaces the value of every "reference" member, at any
 // depth (contained resources, extensions, ...), that is a key of refs by the
-// mapped value. It returns b itself when nothing changes.
+// mapped value (fhir.RewriteReferences, after a quick look for "urn:"). It
+// returns b itself when nothing changes.
 func rewriteReferences(b []byte, refs map[string]string) []byte {
 	if !bytes.Contains(b, []byte(`"urn:`)) {
 		return b
 	}
-	var out []byte
-	last := 0
-	for i := 0; i < len(b); i++ {
-		if b[i] != '"' {
-			continue
-		}
-		j := stringEnd(b, i)
-		if j+2 < len(b) && b[j+1] == ':' && b[j+2] == '"' && string(b[i+1:j]) == "reference" {
-			vs := j + 2
-			ve := stringEnd(b, vs)
-			var to string
-			var ok bool
-			if v := b[vs+1 : ve]; bytes.IndexByte(v, '\\') < 0 {
-				to, ok = refs[string(v)] // no allocation for the lookup
-			} else {
-				to, ok = refs[unquote(b, vs, ve)]
-			}
-			if ok {
-				if out == nil {
-					out = make([]byte, 0, len(b))
-				}
-				out = append(out, b[last:vs]...)
-				q, _ := json.Marshal(to)
-				out = append(out, q...)
-				last = ve + 1
-			}
-			j = ve
-		}
-		i = j
-	}
-	if out == nil {
-		return b
-	}
-	return append(out, b[last:]...)
+	return fhir.RewriteReferences(b, refs)
 }
