@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/ory/fosite"
@@ -216,7 +217,7 @@ type UserSpec struct {
 
 // RegisterUser checks and stores a user with a bcrypt password hash.
 func RegisterUser(ctx context.Context, st AdminStore, spec UserSpec) error {
-	if strings.TrimSpace(spec.Username) == "" || len(spec.Username) > 128 || strings.ContainsAny(spec.Username, ":\x00") {
+	if strings.TrimSpace(spec.Username) == "" || len(spec.Username) > 128 || strings.ContainsAny(spec.Username, ":\x00") || !utf8.ValidString(spec.Username) {
 		return fhir.Errorf(fhir.KindInvalid, "the username must be 1 to 128 characters without ':'")
 	}
 	if spec.Password == "" {

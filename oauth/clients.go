@@ -76,6 +76,9 @@ func (p *Provider) client(ctx context.Context, id string) (*client, error) {
 	if id == LoginClientID {
 		return p.loginClient(), nil
 	}
+	if !storable(id) {
+		return nil, fosite.ErrNotFound
+	}
 	c, err := p.store.GetClient(ctx, p.cfg.Tenant, id)
 	if fhir.KindOf(err) == fhir.KindNotFound {
 		return nil, fosite.ErrNotFound
@@ -221,7 +224,8 @@ func (p *Provider) authenticateAssertion(ctx context.Context, form url.Values) (
 	if claims.ID == "" {
 		return nil, fosite.ErrInvalidClient.WithHint("The client assertion has no jti.")
 	}
-	if err := p.store.UseAssertion(ctx, id+"\x00"+claims.ID, exp.Add(p.cfg.Leeway)); err != nil {
+	sum := sha256.Sum256([]byte(id + "\x00" + claims.ID))
+	if err := p.store.UseAssertion(ctx, "assertion:"+base64.RawURLEncoding.EncodeToString(sum[:]), exp.Add(p.cfg.Leeway)); err != nil {
 		if fhir.KindOf(err) == fhir.KindConflict {
 			return nil, fosite.ErrInvalidClient.WithHint("The client assertion's jti was already used.")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 	"golang.org/x/crypto/bcrypt"
@@ -122,9 +124,17 @@ func clientAddress(r *http.Request) string {
 	return host
 }
 
-// userThrottleKey is the key failed logins of a user are counted under.
+// userThrottleKey is the key failed logins of a user are counted under: a
+// hash, since the name is whatever the client sent.
 func userThrottleKey(tenant, username string) string {
-	return "user:" + tenant + "\x00" + strings.ToLower(username)
+	sum := sha256.Sum256([]byte(tenant + "\x00" + strings.ToLower(username)))
+	return "user:" + hex.EncodeToString(sum[:16])
+}
+
+// storable reports whether a name from a request can be looked up (text
+// columns hold valid UTF-8 without NUL).
+func storable(s string) bool {
+	return s != "" && len(s) <= 256 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // authenticateUser checks a username and password with throttling: after
@@ -148,12 +158,13 @@ func (p *Provider) authenticateUser(ctx context.Context, username, password, add
 	if wait > 0 {
 		return nil, errThrottled{retryAfter: wait}
 	}
-	u, err := p.store.GetUser(ctx, p.cfg.Tenant, username)
-	if err != nil && fhir.KindOf(err) != fhir.KindNotFound {
-		return nil, err
-	}
-	if username == "" || password == "" {
-		u = nil
+	var u *store.OAuthUser
+	if storable(username) && password != "" {
+		var err error
+		u, err = p.store.GetUser(ctx, p.cfg.Tenant, username)
+		if err != nil && fhir.KindOf(err) != fhir.KindNotFound {
+			return nil, err
+		}
 	}
 	if p.passwords.check(p.keys.pepper(), u, password, now) {
 		return u, nil

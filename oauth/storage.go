@@ -108,6 +108,9 @@ func (s *fositeStore) create(ctx context.Context, kind store.OAuthTokenKind, sig
 // load reads a token row and rebuilds its request. The request comes back
 // with fosite.ErrInactiveToken when the row is inactive.
 func (s *fositeStore) load(ctx context.Context, kind store.OAuthTokenKind, sig string, sess fosite.Session) (*fosite.Request, *store.OAuthToken, error) {
+	if !storable(sig) {
+		return nil, nil, fosite.ErrNotFound
+	}
 	t, err := s.p.store.GetToken(ctx, kind, sig)
 	if fhir.KindOf(err) == fhir.KindNotFound {
 		return nil, nil, fosite.ErrNotFound
