@@ -47,8 +47,9 @@ func (s *Store) Import(ctx context.Context, tenant string, ws []store.Write) (st
 
 // analyzeFirst is the number of imported resources after which a store
 // first refreshes the planner statistics; the next refresh comes when the
-// count has grown fourfold, and so on (a handful of ANALYZE runs for any
-// import, each bounded by the database's sampling).
+// count has grown eightfold, and so on (a handful of ANALYZE runs for any
+// import, each bounded by the database's sampling; autovacuum keeps the
+// statistics up to date from there).
 const analyzeFirst = 1000
 
 // analyzeState counts the resources this store has imported.
@@ -78,7 +79,7 @@ func (s *Store) analyzeAfter(ctx context.Context, n int64) error {
 		return nil
 	}
 	a.running = true
-	a.next = 4 * a.written
+	a.next = 8 * a.written
 	a.mu.Unlock()
 	_, err := s.Driver.Exec(ctx, stmt)
 	a.mu.Lock()
