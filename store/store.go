@@ -111,6 +111,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 	Searcher
+	Transactor
 }
 
 // GoneError carries the deleted version behind a KindGone error, so that a
@@ -139,3 +140,65 @@ type SearchPage struct {
 type Searcher interface {
 	Search(ctx context.Context, tenant string, q *search.Query) (*SearchPage, error)
 }
+
+// Transactor runs several interactions as one database transaction.
+type Transactor interface {
+	// Transact runs fn in one write transaction of tenant and commits when
+	// fn returns nil; any error rolls everything back and is returned as is
+	// (errors of the database become KindInternal). When the transaction
+	// clashed with a concurrent one (a deadlock, a serialisation failure,
+	// two creates of the same new id) fn runs again in a fresh transaction,
+	// a few times at most, so fn must compute everything it keeps from what
+	// tx gives it on each run.
+	Transact(ctx context.Context, tenant string, fn func(tx Tx) error) error
+}
+
+// Tx is the inside of Transact: the interactions of store.Store, seeing the
+// transaction's own writes, plus what conditional interactions and
+// referential-integrity checks need. Write.Tenant and Delete.Tenant are
+// ignored: the transaction's tenant applies. A Tx must not be used after
+// fn returns, nor from several goroutines.
+type Tx interface {
+	// Create stores a new resource. With w.ID empty the store assigns an
+	// id; with w.ID set (an id the caller generated, so that references
+	// to the new resource can be written before it exists) the resource
+	// gets that id, and KindConflict is the answer when a resource with
+	// that id exists or ever existed. History records a create either way.
+	Create(ctx context.Context, w Write) (*fhir.Resource, error)
+	// Update is Store.Update.
+	Update(ctx context.Context, w Write) (res *fhir.Resource, created bool, err error)
+	// Delete is Store.Delete.
+	Delete(ctx context.Context, d Delete) (*fhir.Resource, error)
+	// Read is Store.Read, and it locks the resource until the transaction
+	// ends, so that a read, change and update inside one Tx (a patch) can
+	// never lose a concurrent update.
+	Read(ctx context.Context, typ, id string) (*fhir.Resource, error)
+	// VRead is Store.VRead.
+	VRead(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error)
+	// Search is Searcher.Search.
+	Search(ctx context.Context, q *search.Query) (*SearchPage, error)
+	// Lock takes an exclusive lock on key, held until the transaction
+	// ends: transactions that lock the same key run one after the other
+	// from that point. Conditional interactions lock their criteria (see
+	// Match), so that two of them with the same criteria cannot both see
+	// no match and both create.
+	Lock(ctx context.Context, key string) error
+	// Missing returns those of refs that are not current resources (never
+	// stored, or deleted), in the order given. The present ones are locked
+	// against deletion until the transaction ends, so that a reference
+	// found valid stays valid when the transaction commits.
+	Missing(ctx context.Context, refs []Ref) ([]Ref, error)
+	// ReferencedBy returns up to limit current resources other than typ/id
+	// itself that refer to typ/id through a local reference that a search
+	// parameter indexes (Observation.subject, not an arbitrary extension),
+	// sorted.
+	ReferencedBy(ctx context.Context, typ, id string, limit int) ([]Ref, error)
+}
+
+// Ref names a resource: Type/ID.
+type Ref struct {
+	Type string
+	ID   string
+}
+
+func (r Ref) String() string { return r.Type + "/" + r.ID }

@@ -100,6 +100,8 @@ func redact(err error) error {
 // driver adapts pgx to sqlstore.Driver.
 type driver struct{ pool *pgxpool.Pool }
 
+var _ sqlstore.Locker = (*driver)(nil)
+
 type querier struct {
 	q interface {
 		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -152,6 +154,10 @@ func (d *driver) IsRetryable(err error) bool {
 }
 
 func (d *driver) ForUpdate() string { return " FOR UPDATE" }
+
+// AdvisoryLock implements sqlstore.Locker: conditional interactions lock
+// their criteria with a transaction-level advisory lock.
+func (d *driver) AdvisoryLock() string { return "SELECT pg_advisory_xact_lock($1)" }
 
 func (d *driver) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 

@@ -211,31 +211,38 @@ func (s *Store) Update(ctx context.Context, w store.Write) (*fhir.Resource, bool
 func (s *Store) Delete(ctx context.Context, d store.Delete) (*fhir.Resource, error) {
 	var res *fhir.Resource
 	err := s.inTx(ctx, func(tx Querier) error {
-		cur, err := s.lockCurrent(ctx, tx, d.Tenant, d.Type, d.ID)
-		if err != nil {
-			return err
-		}
-		if d.IfMatch != 0 && (!cur.exists || cur.version != d.IfMatch) {
-			return preconditionFailed(d.Type, d.ID, d.IfMatch, cur)
-		}
-		if !cur.exists || cur.deleted {
-			return nil
-		}
-		now := s.now()
-		version := cur.version + 1
-		if _, err := tx.Exec(ctx, sqlUpdateResource, d.Tenant, d.Type, d.ID, version, micros(now), true, nil, nil); err != nil {
-			return fmt.Errorf("deleting %s/%s: %w", d.Type, d.ID, err)
-		}
-		if _, err := tx.Exec(ctx, sqlInsertHistory, d.Tenant, d.Type, d.ID, version, micros(now), string(store.OpDelete), nil); err != nil {
-			return fmt.Errorf("recording history of %s/%s: %w", d.Type, d.ID, err)
-		}
-		if err := s.writeIndex(ctx, tx, d.Tenant, []resourceKey{{d.Type, d.ID}}, newIndexBatch(d.Tenant)); err != nil {
-			return err
-		}
-		res = &fhir.Resource{Type: d.Type, ID: d.ID, Version: version, LastUpdated: now, Deleted: true}
-		return nil
+		var err error
+		res, err = s.deleteIn(ctx, tx, d)
+		return err
 	})
 	return res, wrap(err, "deleting a resource")
+}
+
+// deleteIn records a deleted version of d inside tx; nil when there was
+// nothing to delete.
+func (s *Store) deleteIn(ctx context.Context, tx Querier, d store.Delete) (*fhir.Resource, error) {
+	cur, err := s.lockCurrent(ctx, tx, d.Tenant, d.Type, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if d.IfMatch != 0 && (!cur.exists || cur.version != d.IfMatch) {
+		return nil, preconditionFailed(d.Type, d.ID, d.IfMatch, cur)
+	}
+	if !cur.exists || cur.deleted {
+		return nil, nil
+	}
+	now := s.now()
+	version := cur.version + 1
+	if _, err := tx.Exec(ctx, sqlUpdateResource, d.Tenant, d.Type, d.ID, version, micros(now), true, nil, nil); err != nil {
+		return nil, fmt.Errorf("deleting %s/%s: %w", d.Type, d.ID, err)
+	}
+	if _, err := tx.Exec(ctx, sqlInsertHistory, d.Tenant, d.Type, d.ID, version, micros(now), string(store.OpDelete), nil); err != nil {
+		return nil, fmt.Errorf("recording history of %s/%s: %w", d.Type, d.ID, err)
+	}
+	if err := s.writeIndex(ctx, tx, d.Tenant, []resourceKey{{d.Type, d.ID}}, newIndexBatch(d.Tenant)); err != nil {
+		return nil, err
+	}
+	return &fhir.Resource{Type: d.Type, ID: d.ID, Version: version, LastUpdated: now, Deleted: true}, nil
 }
 
 // Read implements store.Store.
@@ -245,9 +252,14 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resourc
 }
 
 func (s *Store) readIn(ctx context.Context, q Querier, tenant, typ, id string) (*fhir.Resource, error) {
+	return s.readFrom(ctx, q, sqlRead, tenant, typ, id)
+}
+
+// readFrom is readIn with the statement given (sqlRead, possibly locking).
+func (s *Store) readFrom(ctx context.Context, q Querier, stmt, tenant, typ, id string) (*fhir.Resource, error) {
 	res := &fhir.Resource{Type: typ, ID: id}
 	var lu int64
-	err := q.QueryRow(ctx, sqlRead, tenant, typ, id).Scan(&res.Version, &lu, &res.Deleted, &res.Body)
+	err := q.QueryRow(ctx, stmt, tenant, typ, id).Scan(&res.Version, &lu, &res.Deleted, &res.Body)
 	if s.Driver.IsNoRows(err) {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
@@ -263,10 +275,14 @@ func (s *Store) readIn(ctx context.Context, q Querier, tenant, typ, id string) (
 
 // VRead implements store.Store.
 func (s *Store) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
+	return s.vreadIn(ctx, s.Driver, tenant, typ, id, version)
+}
+
+func (s *Store) vreadIn(ctx context.Context, q Querier, tenant, typ, id string, version int64) (*fhir.Resource, error) {
 	res := &fhir.Resource{Type: typ, ID: id, Version: version}
 	var lu int64
 	var op string
-	err := s.Driver.QueryRow(ctx, sqlVRead, tenant, typ, id, version).Scan(&lu, &op, &res.Body)
+	err := q.QueryRow(ctx, sqlVRead, tenant, typ, id, version).Scan(&lu, &op, &res.Body)
 	if s.Driver.IsNoRows(err) {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s has no version %d", typ, id, version)
 	}

@@ -44,6 +44,14 @@ func Run(t *testing.T, opener Opener) {
 		{"Import", testImport},
 		{"TenantIsolation", testTenants},
 		{"Search", runSearch},
+		{"TxAtomic", testTxAtomic},
+		{"TxSeesOwnWrites", testTxSeesOwnWrites},
+		{"TxCreateWithID", testTxCreateWithID},
+		{"TxTenant", testTxTenant},
+		{"TxReferences", testTxReferences},
+		{"TxConcurrentReadModifyWrite", testTxConcurrentReadModifyWrite},
+		{"ConditionalMatch", testConditionalMatch},
+		{"ConcurrentConditionalCreate", testConcurrentConditionalCreate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
