@@ -41,6 +41,10 @@ func statusOf(k fhir.Kind) (status int, code string) {
 		// The method is fine for the URL; what the request asks for (a
 		// parameter, a feature) is not implemented.
 		return http.StatusBadRequest, "not-supported"
+	case fhir.KindUnprocessable:
+		// A well-formed request that cannot be applied to the resource as
+		// it is (a patch that does not apply or gives an invalid resource).
+		return http.StatusUnprocessableEntity, "processing"
 	case fhir.KindTooLarge:
 		return http.StatusRequestEntityTooLarge, "too-costly"
 	case fhir.KindUnsupportedMediaType:

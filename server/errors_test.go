@@ -35,6 +35,7 @@ func TestWriteError(t *testing.T) {
 		{fhir.KindUnauthorized, 401, "login", false},
 		{fhir.KindTooCostly, 422, "too-costly", false},
 		{fhir.KindNotSupported, 400, "not-supported", false},
+		{fhir.KindUnprocessable, 422, "processing", false},
 		{fhir.KindTooLarge, 413, "too-costly", false},
 		{fhir.KindUnsupportedMediaType, 415, "not-supported", false},
 		{fhir.KindNotAcceptable, 406, "not-supported", false},
