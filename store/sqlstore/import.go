@@ -3,14 +3,18 @@ package sqlstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/index"
 	"github.com/fhirserver/fhirserver/store"
 )
 
@@ -33,16 +37,46 @@ func (s *Store) Import(ctx context.Context, tenant string, ws []store.Write) (st
 		}
 		prepared[i] = p
 	}
+	entries, err := s.extractAll(ws, prepared)
+	if err != nil {
+		return store.ImportResult{}, wrap(err, "importing resources")
+	}
 	var result store.ImportResult
-	err := s.inTx(ctx, func(tx Querier) error {
+	err = s.inTx(ctx, func(tx Querier) error {
 		var err error
-		result, err = s.importTx(ctx, tx, tenant, ws, prepared)
+		result, err = s.importTx(ctx, tx, tenant, ws, prepared, entries)
 		return err
 	})
 	if err == nil {
 		err = s.analyzeAfter(ctx, int64(result.Created+result.Updated))
 	}
 	return result, wrap(err, "importing resources")
+}
+
+// extractAll extracts the index rows of every write before the transaction
+// starts, on all processors, so that the transaction holds its locks only
+// while it writes. The rows do not depend on the version and time that the
+// transaction stamps in (_lastUpdated is not stored as rows), so the body is
+// stamped with the resource's id and placeholders for those.
+func (s *Store) extractAll(ws []store.Write, prepared []*fhir.Prepared) ([]*index.Entries, error) {
+	entries := make([]*index.Entries, len(ws))
+	errs := make([]error, len(ws))
+	workers := min(runtime.GOMAXPROCS(0), (len(ws)+63)/64)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ws) {
+					return
+				}
+				entries[i], errs[i] = s.extract(ws[i].Type, prepared[i].Stamp(ws[i].ID, 1, time.Time{}))
+			}
+		})
+	}
+	wg.Wait()
+	return entries, errors.Join(errs...)
 }
 
 // analyzeFirst is the number of imported resources after which a store
@@ -97,9 +131,10 @@ type pendingRow struct {
 	op      store.Op
 	hash    []byte
 	body    []byte
+	entries *index.Entries
 }
 
-func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []store.Write, prepared []*fhir.Prepared) (store.ImportResult, error) {
+func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []store.Write, prepared []*fhir.Prepared, entries []*index.Entries) (store.ImportResult, error) {
 	state, err := s.lockMany(ctx, tx, tenant, ws)
 	if err != nil {
 		return store.ImportResult{}, err
@@ -128,7 +163,7 @@ func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []st
 			result.Updated++
 		}
 		version := cur.version + 1
-		row := pendingRow{key: key, version: version, op: op, hash: p.Hash, body: p.Stamp(w.ID, version, now)}
+		row := pendingRow{key: key, version: version, op: op, hash: p.Hash, body: p.Stamp(w.ID, version, now), entries: entries[i]}
 		latest[key] = len(rows)
 		rows = append(rows, row)
 		state[key] = current{exists: true, version: version, hash: p.Hash}
@@ -142,11 +177,7 @@ func (s *Store) importTx(ctx context.Context, tx Querier, tenant string, ws []st
 	for i, r := range rows {
 		if latest[r.key] == i {
 			current = append(current, r)
-			entries, err := s.extract(r.key.typ, r.body)
-			if err != nil {
-				return store.ImportResult{}, err
-			}
-			idx.addEntries(r.key.typ, r.key.id, entries)
+			idx.addEntries(r.key.typ, r.key.id, r.entries)
 			if existed[r.key] {
 				replace = append(replace, r.key)
 			}
