@@ -53,3 +53,6 @@ func ForgeForTest(p *Provider, claims map[string]any, header map[string]any) str
 
 // UserThrottleKey is the key failed logins of a user are counted under.
 func UserThrottleKey(tenant, username string) string { return userThrottleKey(tenant, username) }
+
+// DisableCredentialCache makes every login check its password with bcrypt.
+func DisableCredentialCache(p *Provider) { p.passwords.ttl = 0 }

@@ -27,7 +27,7 @@ const redirectURI = "http://127.0.0.1:9/callback"
 
 // browser is a cookie-keeping client that does not follow redirects.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	e *env
 	c *http.Client
 }
@@ -84,7 +84,7 @@ func mustParse(s string) *url.URL {
 
 var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
-func (p page) csrf(t *testing.T) string {
+func (p page) csrf(t testing.TB) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(p.body)
 	if m == nil {

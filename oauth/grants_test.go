@@ -21,7 +21,9 @@ import (
 	"github.com/go-jose/go-jose/v3"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/oauth"
+	"github.com/fhirserver/fhirserver/store"
 )
 
 func TestDiscovery(t *testing.T) {
@@ -113,6 +115,10 @@ func TestClientCredentials(t *testing.T) {
 	}
 	if claims.ClientID != "backend" || !slices.Equal(claims.Scopes, []string{"system/Patient.rs"}) {
 		t.Fatalf("verified claims %+v", claims)
+	}
+	// Nothing is written per client_credentials token.
+	if _, err := e.st.GetToken(ctx, store.TokenAccess, claims.JTI); fhir.KindOf(err) != fhir.KindNotFound {
+		t.Fatalf("a client_credentials token was stored: %v", err)
 	}
 
 	// No scope: the registered scopes. v1 scopes are granted in v2 form too.

@@ -20,15 +20,28 @@ import (
 
 // env is a provider on a real SQLite store behind an httptest server.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	p      *oauth.Provider
 	st     *sqlite.Store
 	base   string
 	offset atomic.Int64 // added to the clock, in nanoseconds
+
+	handler    atomic.Value     // http.Handler of the test server
+	adminStore oauth.AdminStore // where admin() registers (st unless replaced)
 }
 
-func newEnv(t *testing.T, mods ...func(*oauth.Config)) *env {
+// admin is the store that clients and users are registered in.
+func (e *env) admin() oauth.AdminStore {
+	if e.adminStore != nil {
+		return e.adminStore
+	}
+	return e.st
+}
+
+func (e *env) swap(h http.Handler) { e.handler.Store(h) }
+
+func newEnv(t testing.TB, mods ...func(*oauth.Config)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fhir.db"))
 	if err != nil {
@@ -36,9 +49,8 @@ func newEnv(t *testing.T, mods ...func(*oauth.Config)) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st}
-	var h atomic.Value
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.Load().(http.Handler).ServeHTTP(w, r)
+		e.handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.srv.Close)
 	e.base = e.srv.URL
@@ -50,7 +62,7 @@ func newEnv(t *testing.T, mods ...func(*oauth.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Store(e.p.Routes())
+	e.swap(e.p.Routes())
 	return e
 }
 
@@ -139,7 +151,7 @@ func (e *env) clientCredentials(id, secret, scope string) result {
 }
 
 // jwtParts decodes the header and claims of a JWT without verifying it.
-func jwtParts(t *testing.T, token string) (header, claims map[string]any) {
+func jwtParts(t testing.TB, token string) (header, claims map[string]any) {
 	t.Helper()
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
@@ -157,7 +169,7 @@ func jwtParts(t *testing.T, token string) (header, claims map[string]any) {
 	return header, claims
 }
 
-func wantStatus(t *testing.T, r result, status int) {
+func wantStatus(t testing.TB, r result, status int) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
