@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/fhirserver/fhirserver/oauth"
+	"github.com/fhirserver/fhirserver/store"
 )
 
 const redirectURI = "http://127.0.0.1:9/callback"
@@ -439,5 +440,47 @@ func TestEHRLaunchAndPicker(t *testing.T) {
 	r = e.post("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.str("refresh_token")}}, "Authorization", basic("web", secret))
 	if r.status != 400 || r.str("error") != "invalid_grant" {
 		t.Fatalf("online_access refresh after logout: %d %s", r.status, r.body)
+	}
+}
+
+func TestPatientPickerSearch(t *testing.T) {
+	e := newEnv(t)
+	// A second provider with the directory and reader on the same store.
+	p, err := oauth.New(oauth.Config{BaseURL: e.base, Patients: oauth.SearchDirectory(e.st), Reader: e.st}, e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = p
+	e.swap(p.Routes())
+	ctx := context.Background()
+	for _, body := range []string{
+		`{"resourceType":"Patient","id":"smith1","name":[{"given":["Anna"],"family":"Smith"}],"birthDate":"1970-01-02"}`,
+		`{"resourceType":"Patient","id":"jones1","name":[{"given":["Bob"],"family":"Jones"}]}`,
+	} {
+		var m map[string]any
+		_ = json.Unmarshal([]byte(body), &m)
+		if _, _, err := e.st.Update(ctx, store.Write{Type: "Patient", ID: m["id"].(string), Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.publicApp("app")
+	e.user("doc", "stethoscope", "Practitioner/d1", "")
+	b := e.browser()
+	verifier, challenge := pkcePair()
+	p1 := b.login(b.do("GET", e.authorizeURL(authz{client: "app", scope: "launch/patient patient/*.rs", challenge: challenge, method: "S256"}), nil), "doc", "stethoscope")
+	picker := b.do("GET", p1.location.String()+"&q=smith", nil)
+	if !strings.Contains(picker.body, "Anna Smith (born 1970-01-02)") || strings.Contains(picker.body, "Jones") {
+		t.Fatalf("picker search:\n%s", picker.body)
+	}
+	// An unknown id is refused; a listed patient is taken.
+	bad := b.do("POST", "patient", url.Values{"csrf_token": {picker.csrf(t)}, "req": {p1.location.Query().Get("req")}, "patient_id": {"nobody"}})
+	if bad.status != 400 || !strings.Contains(bad.body, "No such patient") {
+		t.Fatalf("unknown patient: %d %s", bad.status, bad.body)
+	}
+	ok := b.do("POST", "patient", url.Values{"csrf_token": {picker.csrf(t)}, "req": {p1.location.Query().Get("req")}, "patient": {"smith1"}})
+	c := code(t, b.consent(ok, "approve", nil), "state-12345678")
+	r := e.exchange("app", c, verifier)
+	if r.status != 200 || r.str("patient") != "smith1" {
+		t.Fatalf("picked: %d %s", r.status, r.body)
 	}
 }

@@ -58,6 +58,12 @@ func TestBasicLogin(t *testing.T) {
 	// Refresh at the token endpoint for client "login", rotating.
 	login := e.get("/fhir/login", "Authorization", rawBasic("alice", "correct horse"))
 	rt := login.str("refresh_token")
+	// A client registered with scope introspect sees the refresh token.
+	auditor := e.confidential("auditor", "system/*.rs introspect")
+	in := e.post("/oauth/introspect", url.Values{"token": {rt}}, "Authorization", basic("auditor", auditor))
+	if in.json["active"] != true || in.str("token_type") != "refresh_token" || in.str("client_id") != "login" || in.str("sub") != "alice" || in.str("patient") != "p1" {
+		t.Fatalf("refresh token introspection: %s", in.body)
+	}
 	r1 := e.post("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"login"}})
 	wantStatus(t, r1, 200)
 	if r1.str("refresh_token") == "" || r1.str("refresh_token") == rt || r1.str("patient") != "p1" {
@@ -82,6 +88,9 @@ func TestBasicLogin(t *testing.T) {
 		if _, err := e.p.Verifier().Verify(ctx, tok); !errors.Is(err, oauth.ErrInvalidToken) {
 			t.Fatalf("access token %d of a revoked family verifies: %v", i, err)
 		}
+	}
+	if in := e.post("/oauth/introspect", url.Values{"token": {rt}}, "Authorization", basic("auditor", auditor)); in.json["active"] != false {
+		t.Fatalf("a used refresh token is active: %s", in.body)
 	}
 	// Other logins are untouched.
 	if _, err := e.p.Verifier().Verify(ctx, claimsToken(r)); err != nil {

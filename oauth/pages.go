@@ -697,15 +697,9 @@ func (p *Provider) patientExists(ctx context.Context, id string) (bool, error) {
 
 // patientLabel names a patient for the consent page.
 func (p *Provider) patientLabel(ctx context.Context, id string) string {
-	if p.cfg.Patients == nil {
-		return "Patient/" + id
-	}
-	list, err := p.cfg.Patients.SearchPatients(ctx, p.cfg.Tenant, "", maxPickPatients)
-	if err == nil {
-		for _, pc := range list {
-			if pc.ID == id {
-				return pc.Label
-			}
+	if p.cfg.Reader != nil {
+		if res, err := p.cfg.Reader.Read(ctx, p.cfg.Tenant, "Patient", id); err == nil {
+			return patientLabel(id, res.Body)
 		}
 	}
 	return "Patient/" + id
