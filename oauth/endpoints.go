@@ -66,15 +66,23 @@ func (p *Provider) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 		"scopes_supported":                 scopesSupported,
 		"response_types_supported":         []string{"code"},
 		"code_challenge_methods_supported": []string{"S256"},
-		"capabilities": []string{
-			"launch-ehr", "launch-standalone", "authorize-post",
-			"client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
-			"context-ehr-patient", "context-ehr-encounter", "context-standalone-patient",
-			"context-banner", "context-style",
-			"permission-offline", "permission-online", "permission-patient", "permission-user",
-			"permission-v1", "permission-v2", "sso-openid-connect",
-		},
+		"capabilities":                     p.capabilities(),
 	})
+}
+
+// capabilities are the SMART capabilities of this server.
+func (p *Provider) capabilities() []string {
+	c := []string{
+		"launch-ehr", "launch-standalone", "authorize-post",
+		"client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
+		"context-ehr-patient", "context-ehr-encounter", "context-standalone-patient", "context-banner",
+		"permission-offline", "permission-online", "permission-patient", "permission-user",
+		"permission-v1", "permission-v2", "sso-openid-connect",
+	}
+	if p.cfg.SmartStyleURL != "" {
+		c = append(c, "context-style")
+	}
+	return c
 }
 
 // openIDConfiguration serves B/.well-known/openid-configuration.
