@@ -3,42 +3,27 @@ package sqlstore
 import (
 	"strings"
 
-	"github.com/fhirserver/fhirserver/fhir/search"
+	"github.com/fhirserver/fhirserver/store"
 )
 
-// Access is what a caller may see, as the store applies it to every
-// resource a search touches: its matches, _include and _revinclude
-// results, the count behind _total, and the resources that chains and _has
-// look through. It is the seam for package authz: a decision becomes an
-// Access, and the one base condition of the search compiler (compiler.base)
-// ANDs it into every resource row of the SQL; nothing is filtered in Go.
-//
-// The zero Access sees nothing; AllowAll sees everything.
-type Access struct {
-	// Grants are ORed: a resource is visible when one grant admits it.
-	Grants []Grant
-}
+// Access is the store's access filter (store.Filter): the one base
+// condition of the search compiler (compiler.base) ANDs it into every
+// resource row of the SQL; nothing is filtered in Go.
+type Access = store.Filter
 
-// Grant admits the resources of Types (every type when empty) that are in
-// Compartment (any resource when nil). Patient-level access to Patient/123
-// is, for example, {Compartment: Patient/123} plus {Types: [Practitioner,
-// Organization, ...]} for the types that belong to no patient compartment.
-type Grant struct {
-	Types       []string
-	Compartment *search.Compartment
-}
+// Grant is one grant of an Access (store.Grant).
+type Grant = store.Grant
 
 // AllowAll is the explicit "no restriction" Access.
-func AllowAll() Access { return Access{Grants: []Grant{{}}} }
+func AllowAll() Access { return store.AllowAll() }
 
 // accessCond renders a as a condition on the resources row alias r, or ""
 // when it admits everything.
 func (c *compiler) accessCond(r string, a Access) string {
-	if len(a.Grants) == 0 {
-		return "FALSE"
-	}
+	start := len(c.a)
 	var ors []string
 	for _, g := range a.Grants {
+		mark := len(c.a)
 		var ands []string
 		if len(g.Types) > 0 {
 			ands = append(ands, c.in(r+".type", g.Types))
@@ -47,13 +32,56 @@ func (c *compiler) accessCond(r string, a Access) string {
 			ands = append(ands, "EXISTS (SELECT 1 FROM idx_compartment ac WHERE ac.tenant = "+r+".tenant AND ac.type = "+r+".type AND ac.id = "+r+".id AND ac.comp_type = "+
 				c.bind(g.Compartment.Type)+" AND ac.comp_id = "+c.bind(g.Compartment.ID)+")")
 		}
+		if len(g.Where) > 0 {
+			w, ok := c.grantWhere(r, g)
+			if !ok {
+				// A constraint the compiler refuses admits nothing; its
+				// bind values go with it.
+				c.a = c.a[:mark]
+				continue
+			}
+			ands = append(ands, w)
+		}
 		if len(ands) == 0 {
-			return "" // this grant admits everything
+			// This grant admits everything: so does a, and the values
+			// bound for the grants before it are not used.
+			c.a = c.a[:start]
+			return ""
 		}
 		ors = append(ors, strings.Join(ands, " AND "))
 	}
-	if len(ors) == 1 {
+	switch len(ors) {
+	case 0:
+		return "FALSE"
+	case 1:
 		return ors[0]
 	}
 	return "(" + strings.Join(ors, " OR ") + ")"
+}
+
+// grantWhere renders the search constraint of g (granular scopes, instance
+// rules) on the resources row r. A grant whose clauses name a chain or
+// _has, that does not name exactly one type, or whose clauses do not
+// compile, is refused (ok false): it then admits nothing, never more.
+func (c *compiler) grantWhere(r string, g store.Grant) (sql string, ok bool) {
+	if len(g.Types) != 1 {
+		return "", false
+	}
+	mark := len(c.a)
+	sc := scope{r: r, types: g.Types}
+	var ands []string
+	for i := range g.Where {
+		cl := &g.Where[i]
+		if cl.Chain != nil || cl.Has != nil {
+			c.a = c.a[:mark]
+			return "", false
+		}
+		s, err := c.clause(sc, cl)
+		if err != nil {
+			c.a = c.a[:mark]
+			return "", false
+		}
+		ands = append(ands, s)
+	}
+	return strings.Join(ands, " AND "), true
 }

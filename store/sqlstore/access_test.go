@@ -28,6 +28,7 @@ func TestAccess(t *testing.T) {
 		{Type: "Patient", ID: "b", Body: []byte(`{"resourceType":"Patient","id":"b","name":[{"family":"Smith"}],"generalPractitioner":[{"reference":"Practitioner/doc"}]}`)},
 		{Type: "Practitioner", ID: "doc", Body: []byte(`{"resourceType":"Practitioner","id":"doc","name":[{"family":"Who"}]}`)},
 		{Type: "Observation", ID: "oa", Body: []byte(`{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`)},
+		{Type: "Observation", ID: "lab", Body: []byte(`{"resourceType":"Observation","id":"lab","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/a"}}`)},
 		{Type: "Observation", ID: "ob", Body: []byte(`{"resourceType":"Observation","id":"ob","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`)},
 	} {
 		if _, _, err := s.Update(ctx, w); err != nil {
@@ -38,6 +39,26 @@ func TestAccess(t *testing.T) {
 		{Compartment: &search.Compartment{Type: "Patient", ID: "a"}},
 		{Types: []string{"Practitioner"}},
 	}}
+	clauses := func(typ, raw string) []search.Clause {
+		t.Helper()
+		vals, _ := url.ParseQuery(raw)
+		q, err := search.Parse(vals, search.Options{Types: []string{typ}, Strict: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Clauses
+	}
+	labA := sqlstore.Access{Grants: []sqlstore.Grant{
+		{Types: []string{"Observation"}, Compartment: &search.Compartment{Type: "Patient", ID: "a"},
+			Where: clauses("Observation", "category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory")},
+	}}
+	// Granular OR plain: the second grant widens to every Observation of a.
+	labOrAll := sqlstore.Access{Grants: append(append([]sqlstore.Grant(nil), labA.Grants...),
+		sqlstore.Grant{Types: []string{"Observation"}, Where: clauses("Observation", "_id=ob")})}
+	chained := sqlstore.Access{Grants: []sqlstore.Grant{
+		{Types: []string{"Observation"}, Where: clauses("Observation", "subject:Patient.name=smith")},
+	}}
+	untyped := sqlstore.Access{Grants: []sqlstore.Grant{{Where: clauses("Observation", "_id=oa")}}}
 	run := func(a sqlstore.Access, typ, raw string) (matches, included []string, total int64) {
 		t.Helper()
 		vals, _ := url.ParseQuery(raw)
@@ -67,9 +88,17 @@ func TestAccess(t *testing.T) {
 	}{
 		{sqlstore.AllowAll(), "Patient", "name=smith&_total=accurate", []string{"Patient/a", "Patient/b"}, nil, 2},
 		{patientA, "Patient", "name=smith&_total=accurate", []string{"Patient/a"}, nil, 1},
-		{patientA, "Observation", "_include=Observation:subject&_total=accurate", []string{"Observation/oa"}, []string{"Patient/a"}, 1},
-		{patientA, "Patient", "_revinclude=Observation:subject&_include=Patient:general-practitioner", []string{"Patient/a"}, []string{"Observation/oa", "Practitioner/doc"}, 1},
-		{patientA, "Observation", "subject:Patient.name=smith", []string{"Observation/oa"}, nil, 1},
+		{patientA, "Observation", "_include=Observation:subject&_total=accurate", []string{"Observation/lab", "Observation/oa"}, []string{"Patient/a"}, 2},
+		{labA, "Observation", "_total=accurate", []string{"Observation/lab"}, nil, 1},
+		{labA, "Observation", "_include=Observation:subject&_total=accurate", []string{"Observation/lab"}, nil, 1},
+		{labA, "Patient", "_revinclude=Observation:subject", nil, nil, 0},
+		{labOrAll, "Observation", "_total=accurate", []string{"Observation/lab", "Observation/ob"}, nil, 2},
+		{labOrAll, "Observation", "status=final&_summary=count", nil, nil, 2},
+		{chained, "Observation", "", nil, nil, 0},
+		{untyped, "Observation", "", nil, nil, 0},
+		{sqlstore.Access{Grants: []sqlstore.Grant{chained.Grants[0], {Types: []string{"Patient"}}}}, "Patient", "_total=accurate", []string{"Patient/a", "Patient/b"}, nil, 2},
+		{patientA, "Patient", "_revinclude=Observation:subject&_include=Patient:general-practitioner", []string{"Patient/a"}, []string{"Observation/lab", "Observation/oa", "Practitioner/doc"}, 1},
+		{patientA, "Observation", "subject:Patient.name=smith", []string{"Observation/lab", "Observation/oa"}, nil, 2},
 		{patientA, "Patient", "_has:Observation:subject:status=final", []string{"Patient/a"}, nil, 1},
 		{sqlstore.AllowAll(), "Practitioner", "_has:Patient:general-practitioner:_id=b", []string{"Practitioner/doc"}, nil, 1},
 		{patientA, "Practitioner", "_has:Patient:general-practitioner:_id=b", nil, nil, 0},
