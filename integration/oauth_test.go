@@ -549,6 +549,13 @@ func TestSMARTAppLaunch(t *testing.T) {
 			s.run("client", "create", "--id", "app", "--public", "--redirect-uri", appRedirect, "--scope", "launch launch/patient openid fhirUser patient/*.rs user/*.rs offline_access")
 			s.run("user", "create", "--username", "alice", "--password", "alice-password", "--fhir-user", "Patient/p1")
 			s.run("user", "create", "--username", "doc", "--password", "doc-password", "--fhir-user", "Practitioner/d1")
+			// The patients exist (the picker checks a picked id).
+			for _, id := range []string{"p1", "p7", "p9"} {
+				body := `{"resourceType":"Patient","id":"` + id + `","name":[{"family":"Test","given":["` + id + `"]}]}`
+				if _, _, err := s.st.Update(context.Background(), store.Write{Type: "Patient", ID: id, Body: []byte(body)}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			app := oauth2.Config{ClientID: "app", RedirectURL: appRedirect, Scopes: []string{"launch/patient", "openid", "fhirUser", "patient/*.read", "offline_access"},
 				Endpoint: oauth2.Endpoint{AuthURL: conf["authorization_endpoint"].(string), TokenURL: conf["token_endpoint"].(string), AuthStyle: oauth2.AuthStyleInParams}}
 			aud := oauth2.SetAuthURLParam("aud", s.base+"/fhir")
