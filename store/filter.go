@@ -1,6 +1,10 @@
 package store
 
-import "github.com/fhirserver/fhirserver/fhir/search"
+import (
+	"context"
+
+	"github.com/fhirserver/fhirserver/fhir/search"
+)
 
 // Filter is what a caller may see, as a store applies it to every resource
 // a search touches: its matches, _include and _revinclude results, the
@@ -44,4 +48,12 @@ func (f Filter) IsAllowAll() bool {
 		}
 	}
 	return false
+}
+
+// FilteredSearcher runs searches as seen by a caller: matches, _include
+// and _revinclude results, totals, and what chains and _has look through
+// only ever contain resources that f admits. Both SQL backends implement
+// it (sqlstore.Store.SearchAccess).
+type FilteredSearcher interface {
+	SearchAccess(ctx context.Context, tenant string, q *search.Query, f Filter) (*SearchPage, error)
 }

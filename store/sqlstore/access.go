@@ -85,3 +85,5 @@ func (c *compiler) grantWhere(r string, g store.Grant) (sql string, ok bool) {
 	}
 	return strings.Join(ands, " AND "), true
 }
+
+var _ store.FilteredSearcher = (*Store)(nil)

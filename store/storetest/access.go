@@ -1,0 +1,128 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/fhirserver/fhirserver/fhir/search"
+	"github.com/fhirserver/fhirserver/store"
+)
+
+// RunAccess is the contract of store.FilteredSearcher: a Filter confines
+// matches, includes, totals, counts, pages, chains and _has; granular
+// grants (Where) are ORed; grants a store refuses (a chain in Where, Where
+// without one type) admit nothing, also next to others; a grant admitting
+// everything makes the filter admit everything.
+func RunAccess(t *testing.T, opener Opener) {
+	s := opener(t)(t)
+	defer s.Close()
+	fs, ok := s.(store.FilteredSearcher)
+	if !ok {
+		t.Fatalf("%T does not implement store.FilteredSearcher", s)
+	}
+	ctx := context.Background()
+	obs := func(id, patient, category string) store.Write {
+		return store.Write{Type: "Observation", ID: id, Body: []byte(`{"resourceType":"Observation","id":"` + id +
+			`","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"` + category +
+			`"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/` + patient + `"}}`)}
+	}
+	for _, w := range []store.Write{
+		{Type: "Patient", ID: "a", Body: []byte(`{"resourceType":"Patient","id":"a","name":[{"family":"Smith"}],"generalPractitioner":[{"reference":"Practitioner/doc"}]}`)},
+		{Type: "Patient", ID: "b", Body: []byte(`{"resourceType":"Patient","id":"b","name":[{"family":"Smith"}],"generalPractitioner":[{"reference":"Practitioner/doc"}]}`)},
+		{Type: "Practitioner", ID: "doc", Body: []byte(`{"resourceType":"Practitioner","id":"doc","name":[{"family":"Who"}]}`)},
+		obs("la", "a", "laboratory"), obs("va", "a", "vital-signs"), obs("lb", "b", "laboratory"), obs("vb", "b", "vital-signs"),
+	} {
+		w.Tenant = store.DefaultTenant
+		if _, _, err := s.Update(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cat = "category=http://terminology.hl7.org/CodeSystem/observation-category|"
+	where := func(raw string) []search.Clause { return query(t, []string{"Observation"}, nil, raw).Clauses }
+	compA := &search.Compartment{Type: "Patient", ID: "a"}
+	patientA := store.Filter{Grants: []store.Grant{{Compartment: compA}, {Types: []string{"Practitioner"}}}}
+	labA := store.Grant{Types: []string{"Observation"}, Compartment: compA, Where: where(cat + "laboratory")}
+	vitalAny := store.Grant{Types: []string{"Observation"}, Where: where(cat + "vital-signs")}
+	chain := store.Grant{Types: []string{"Observation"}, Where: where("subject:Patient.name=smith")}
+	untyped := store.Grant{Where: where("_id=la")}
+	for _, tc := range []struct {
+		name         string
+		f            store.Filter
+		typ, query   string
+		want         []string
+		wantIncluded []string
+	}{
+		{"allow all", store.AllowAll(), "Observation", "", []string{"Observation/la", "Observation/lb", "Observation/va", "Observation/vb"}, nil},
+		{"nothing", store.Filter{}, "Observation", "", nil, nil},
+		{"compartment", patientA, "Observation", "", []string{"Observation/la", "Observation/va"}, nil},
+		{"compartment, other patient named", patientA, "Observation", "subject=Patient/b", nil, nil},
+		{"compartment, system level", patientA, "", "", []string{"Observation/la", "Observation/va", "Patient/a", "Practitioner/doc"}, nil},
+		{"includes", patientA, "Observation", "_include=Observation:subject", []string{"Observation/la", "Observation/va"}, []string{"Patient/a"}},
+		{"revincludes", patientA, "Practitioner", "_revinclude=Patient:general-practitioner", []string{"Practitioner/doc"}, []string{"Patient/a"}},
+		{"chain", patientA, "Observation", "subject:Patient.name=smith", []string{"Observation/la", "Observation/va"}, nil},
+		{"_has", patientA, "Patient", "_has:Observation:subject:status=final", []string{"Patient/a"}, nil},
+		{"granular", store.Filter{Grants: []store.Grant{labA}}, "Observation", "", []string{"Observation/la"}, nil},
+		{"granular OR granular", store.Filter{Grants: []store.Grant{labA, vitalAny}}, "Observation", "", []string{"Observation/la", "Observation/va", "Observation/vb"}, nil},
+		{"granular includes", store.Filter{Grants: []store.Grant{labA, {Types: []string{"Patient"}}}}, "Observation", "_include=Observation:subject", []string{"Observation/la"}, []string{"Patient/a"}},
+		{"refused chain grant", store.Filter{Grants: []store.Grant{chain}}, "Observation", "", nil, nil},
+		{"refused untyped grant", store.Filter{Grants: []store.Grant{untyped}}, "Observation", "", nil, nil},
+		{"refused grant beside others", store.Filter{Grants: []store.Grant{labA, chain, untyped, vitalAny}}, "Observation", "status=final", []string{"Observation/la", "Observation/va", "Observation/vb"}, nil},
+		{"grants before allow-all", store.Filter{Grants: []store.Grant{labA, chain, {}}}, "Observation", "status=final", []string{"Observation/la", "Observation/lb", "Observation/va", "Observation/vb"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(raw string) *store.SearchPage {
+				t.Helper()
+				var types []string
+				if tc.typ != "" {
+					types = []string{tc.typ}
+				}
+				page, err := fs.SearchAccess(ctx, store.DefaultTenant, query(t, types, nil, raw), tc.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return page
+			}
+			sep := "&"
+			if tc.query == "" {
+				sep = ""
+			}
+			page := run(tc.query + sep + "_total=accurate")
+			got, inc := keysOf(page.Matches), keysOf(page.Included)
+			sort.Strings(got)
+			sort.Strings(inc)
+			if !slices.Equal(got, tc.want) || !slices.Equal(inc, tc.wantIncluded) || page.Total != int64(len(tc.want)) {
+				t.Errorf("matches %v included %v total %d; want %v %v %d", got, inc, page.Total, tc.want, tc.wantIncluded, len(tc.want))
+			}
+			if n := run(tc.query + sep + "_summary=count").Total; n != int64(len(tc.want)) {
+				t.Errorf("_summary=count %d, want %d", n, len(tc.want))
+			}
+			// Pages of one: every page is confined, and together they are the matches.
+			var paged []string
+			q := tc.query + sep + "_count=1"
+			for i := 0; i < 10; i++ {
+				var types []string
+				if tc.typ != "" {
+					types = []string{tc.typ}
+				}
+				sq := query(t, types, nil, q)
+				if len(paged) > 0 {
+					sq.Cursor = page.Next
+				}
+				page, _ = fs.SearchAccess(ctx, store.DefaultTenant, sq, tc.f)
+				if page == nil {
+					t.Fatal("paging failed")
+				}
+				paged = append(paged, keysOf(page.Matches)...)
+				if page.Next == "" {
+					break
+				}
+			}
+			sort.Strings(paged)
+			if !slices.Equal(paged, tc.want) {
+				t.Errorf("paged %v, want %v", paged, tc.want)
+			}
+		})
+	}
+}
