@@ -1,0 +1,102 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/fhirserver/fhirserver/authz"
+	"github.com/fhirserver/fhirserver/fhir"
+)
+
+// requireUnrestricted is the access check of AuthSmart until every
+// interaction applies the caller's store filter: a request goes ahead only
+// when the caller's permission for it is unrestricted on every resource
+// type (system/*.rs, a Practitioner user's user/*.cruds, ...). A token that
+// is confined to a compartment, to some types or to a query gets 403 rather
+// than a partially enforced answer, so nothing outside its scopes can be
+// seen, counted, included or changed. Bundles (batch, transaction) need
+// every permission unrestricted, since their entries may do anything.
+func (h *Handler) requireUnrestricted(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, ok := CallerFrom(r.Context())
+		if !ok {
+			h.writeError(w, r, fhir.Errorf(fhir.KindUnauthorized, "this request needs an access token (Authorization: Bearer)"))
+			return
+		}
+		for _, i := range interactionsOf(r.Method, fhirPath(r)) {
+			d := caller.Decide(authz.Request{Interaction: i})
+			if !d.Allow {
+				h.writeError(w, r, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s", i))
+				return
+			}
+			if !d.Filter.IsAllowAll() {
+				h.writeError(w, r, fhir.Errorf(fhir.KindForbidden,
+					"the access token's scopes allow %s only on part of the data, and this server does not yet serve compartment-, type- or query-restricted access; use a token with unrestricted scopes (e.g. system/*.rs or a practitioner's user/*.cruds)", i))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fhirPath returns the request path below the FHIR base, split.
+func fhirPath(r *http.Request) []string {
+	p := strings.TrimPrefix(r.URL.Path, "/fhir")
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+// everything is every interaction a bundle entry may perform.
+var everything = []authz.Interaction{authz.Read, authz.Search, authz.History, authz.Create, authz.Update, authz.Patch, authz.Delete}
+
+// interactionsOf names the interactions a FHIR request performs, from its
+// method and path; anything it does not recognise needs every permission.
+func interactionsOf(method string, seg []string) []authz.Interaction {
+	one := func(i authz.Interaction) []authz.Interaction { return []authz.Interaction{i} }
+	last := ""
+	if len(seg) > 0 {
+		last = seg[len(seg)-1]
+	}
+	switch {
+	case len(seg) == 0 && (method == http.MethodGet || method == http.MethodHead):
+		return one(authz.Search)
+	case len(seg) == 1 && seg[0] == "_search" && method == http.MethodPost:
+		return one(authz.Search)
+	case last == "_history" && (method == http.MethodGet || method == http.MethodHead):
+		return one(authz.History)
+	case len(seg) == 4 && seg[2] == "_history" && (method == http.MethodGet || method == http.MethodHead):
+		return one(authz.VRead)
+	case len(seg) == 1:
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			return one(authz.Search)
+		case http.MethodPost:
+			return one(authz.Create)
+		case http.MethodPut: // may create
+			return []authz.Interaction{authz.CondUpdate, authz.Create}
+		case http.MethodPatch:
+			return one(authz.CondPatch)
+		case http.MethodDelete:
+			return one(authz.CondDelete)
+		}
+	case len(seg) == 2 && seg[1] == "_search" && method == http.MethodPost:
+		return one(authz.Search)
+	case len(seg) == 2:
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			return one(authz.Read)
+		case http.MethodPut: // update-as-create
+			return []authz.Interaction{authz.Update, authz.Create}
+		case http.MethodPatch:
+			return one(authz.Patch)
+		case http.MethodDelete:
+			return one(authz.Delete)
+		}
+	case len(seg) == 3 && (method == http.MethodGet || method == http.MethodHead):
+		return one(authz.Search) // compartment search
+	}
+	return everything
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/fhirserver/fhirserver/authz"
+)
+
+func TestInteractionsOf(t *testing.T) {
+	cases := []struct {
+		method, path string
+		want         string
+	}{
+		{"GET", "/fhir", "[search]"},
+		{"POST", "/fhir/_search", "[search]"},
+		{"POST", "/fhir", fmt.Sprint(everything)},
+		{"GET", "/fhir/_history", "[history]"},
+		{"GET", "/fhir/Patient", "[search]"},
+		{"POST", "/fhir/Patient", "[create]"},
+		{"PUT", "/fhir/Patient", "[conditional-update create]"},
+		{"PATCH", "/fhir/Patient", "[conditional-patch]"},
+		{"DELETE", "/fhir/Patient", "[conditional-delete]"},
+		{"POST", "/fhir/Patient/_search", "[search]"},
+		{"GET", "/fhir/Patient/_history", "[history]"},
+		{"GET", "/fhir/Patient/1", "[read]"},
+		{"PUT", "/fhir/Patient/1", "[update create]"},
+		{"PATCH", "/fhir/Patient/1", "[patch]"},
+		{"DELETE", "/fhir/Patient/1", "[delete]"},
+		{"GET", "/fhir/Patient/1/_history", "[history]"},
+		{"GET", "/fhir/Patient/1/_history/2", "[vread]"},
+		{"GET", "/fhir/Patient/1/Observation", "[search]"},
+		{"POST", "/fhir/Patient/1/$everything", fmt.Sprint(everything)},
+		{"GET", "/fhir/a/b/c/d/e", fmt.Sprint(everything)},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, c.path, nil)
+		if got := fmt.Sprint(interactionsOf(r.Method, fhirPath(r))); got != c.want {
+			t.Errorf("%s %s: %s, want %s", c.method, c.path, got, c.want)
+		}
+	}
+}
+
+func TestRequireUnrestricted(t *testing.T) {
+	h := &Handler{log: slog.New(slog.DiscardHandler)}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	cases := []struct {
+		name   string
+		caller *authz.Caller
+		method string
+		path   string
+		want   int
+	}{
+		{"system wildcard read", &authz.Caller{Scopes: []string{"system/*.rs"}}, "GET", "/fhir/Observation", http.StatusTeapot},
+		{"system wildcard cannot write", &authz.Caller{Scopes: []string{"system/*.rs"}}, "POST", "/fhir/Observation", http.StatusForbidden},
+		{"system wildcard cannot run a bundle", &authz.Caller{Scopes: []string{"system/*.rs"}}, "POST", "/fhir", http.StatusForbidden},
+		{"system full access runs a bundle", &authz.Caller{Scopes: []string{"system/*.cruds"}}, "POST", "/fhir", http.StatusTeapot},
+		{"v1 system/*.*", &authz.Caller{Scopes: []string{"system/*.*"}}, "DELETE", "/fhir/Patient/1", http.StatusTeapot},
+		{"one type only is refused", &authz.Caller{Scopes: []string{"system/Observation.rs"}}, "GET", "/fhir/Observation", http.StatusForbidden},
+		{"patient-scoped token is refused", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/Observation", http.StatusForbidden},
+		{"patient-scoped read by id is refused", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/Patient/p1", http.StatusForbidden},
+		{"practitioner user", &authz.Caller{Scopes: []string{"user/*.cruds"}, FHIRUserType: "Practitioner", FHIRUserID: "d1"}, "PUT", "/fhir/Patient/1", http.StatusTeapot},
+		{"granular scope is refused", &authz.Caller{Scopes: []string{"system/Observation.rs?category=laboratory"}}, "GET", "/fhir/Observation", http.StatusForbidden},
+		{"no scopes", &authz.Caller{}, "GET", "/fhir/Patient/1", http.StatusForbidden},
+		{"no caller", nil, "GET", "/fhir/Patient/1", http.StatusUnauthorized},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(c.method, c.path, nil)
+			if c.caller != nil {
+				r = r.WithContext(withCaller(r.Context(), c.caller))
+			}
+			w := httptest.NewRecorder()
+			h.requireUnrestricted(ok).ServeHTTP(w, r)
+			if w.Code != c.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, c.want, w.Body)
+			}
+		})
+	}
+}
