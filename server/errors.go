@@ -82,14 +82,40 @@ func outcomeJSON(severity, code, diagnostics string, expression []string) []byte
 	return b
 }
 
-// writeError is the one place that turns an error into an HTTP status and an
-// OperationOutcome. Messages of *fhir.Error are meant for clients; the cause
-// of an internal error is only logged, with the request id that the client
-// sees, so that a report can be matched with the log.
+// writeError is the one place that answers a request with an error: the
+// status and OperationOutcome of errorOutcome, and the headers that go with
+// them.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, kind, body := h.errorOutcome(r, err)
+	hdr := w.Header()
+	if status == http.StatusUnauthorized && hdr.Get("WWW-Authenticate") == "" {
+		// RFC 6750 §3: a 401 names the scheme; the bearer middleware sets a
+		// more specific value (error="invalid_token") when it has one.
+		hdr.Set("WWW-Authenticate", `Bearer realm="fhir"`)
+	}
+	// Headers describing a resource must not describe an error ...
+	for _, k := range []string{"ETag", "Last-Modified", "Location", "Content-Location"} {
+		hdr.Del(k)
+	}
+	// ... except a deletion's own: a 410 names the version and time of the
+	// delete, so a client can tell which deletion it saw.
+	var gone *store.GoneError
+	if kind == fhir.KindGone && errors.As(err, &gone) {
+		hdr.Set("ETag", gone.Resource.ETag())
+		hdr.Set("Last-Modified", gone.Resource.LastUpdated.UTC().Format(http.TimeFormat))
+	}
+	h.writeBody(w, r, formatFrom(r.Context()), status, body)
+}
+
+// errorOutcome turns an error into its status and OperationOutcome (for
+// writeError, and for the entries of a batch, which each carry their own).
+// Messages of *fhir.Error are meant for clients; the cause of an internal
+// error is only logged, with the request id that the client sees, so that
+// a report can be matched with the log.
+func (h *Handler) errorOutcome(r *http.Request, err error) (status int, kind fhir.Kind, body []byte) {
 	ctx := r.Context()
 	id := requestIDFrom(ctx)
-	kind := fhir.KindOf(err)
+	kind = fhir.KindOf(err)
 	status, code := statusOf(kind)
 	var msg string
 	var expr []string
@@ -112,25 +138,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		h.log.DebugContext(ctx, "request failed", "request_id", id,
 			"status", status, "error", err)
 	}
-	hdr := w.Header()
-	if status == http.StatusUnauthorized && hdr.Get("WWW-Authenticate") == "" {
-		// RFC 6750 §3: a 401 names the scheme; the bearer middleware sets a
-		// more specific value (error="invalid_token") when it has one.
-		hdr.Set("WWW-Authenticate", `Bearer realm="fhir"`)
-	}
-	// Headers describing a resource must not describe an error ...
-	for _, k := range []string{"ETag", "Last-Modified", "Location", "Content-Location"} {
-		hdr.Del(k)
-	}
-	// ... except a deletion's own: a 410 names the version and time of the
-	// delete, so a client can tell which deletion it saw.
-	var gone *store.GoneError
-	if kind == fhir.KindGone && errors.As(err, &gone) {
-		hdr.Set("ETag", gone.Resource.ETag())
-		hdr.Set("Last-Modified", gone.Resource.LastUpdated.UTC().Format(http.TimeFormat))
-	}
-	f := formatFrom(ctx)
-	h.writeBody(w, r, f, status, outcomeJSON("error", code, msg, expr))
+	return status, kind, outcomeJSON("error", code, msg, expr)
 }
 
 // writeBody writes a JSON body with the negotiated content type, indented

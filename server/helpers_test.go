@@ -42,6 +42,14 @@ func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	h, logs := routerOn(t, st, change...)
+	return &testServer{Handler: h, store: st, logs: logs}
+}
+
+// routerOn builds the router on st with the real validator and a captured
+// log (shown when the test fails); change may adjust the Deps first.
+func routerOn(t *testing.T, st server.Store, change ...func(*server.Deps)) (http.Handler, *syncBuffer) {
+	t.Helper()
 	v, err := validator()
 	if err != nil {
 		t.Fatalf("creating the validator: %v", err)
@@ -66,7 +74,7 @@ func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{Handler: h, store: st, logs: logs}
+	return h, logs
 }
 
 func newHandler(t *testing.T) http.Handler { return newServer(t) }

@@ -83,7 +83,8 @@ func (h *Handler) validate(typ string, body []byte) error {
 }
 
 // create: POST B/fhir/{type}. An id in the body is ignored, as the spec
-// says; the store assigns one.
+// says; the store assigns one. With If-None-Exist it is a conditional
+// create (conditional.go).
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	typ, err := h.resourceType(r)
 	if err != nil {
@@ -96,6 +97,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		h.writeError(w, r, err)
+		return
+	}
+	if r.Header.Get("If-None-Exist") != "" {
+		h.conditionalCreate(w, r, typ, body)
 		return
 	}
 	t := h.tenantFrom(r.Context())
@@ -160,7 +165,8 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 }
 
 // delete: DELETE B/fhir/{type}/{id}. Deleting what is missing or already
-// deleted succeeds too, as the spec allows.
+// deleted succeeds too, as the spec allows. With Deps.DeleteReferenced set
+// to refuse, a resource that others refer to is not deleted (409).
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	typ, err := h.resourceType(r)
 	if err != nil {
@@ -175,6 +181,11 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	ifMatch, err := parseIfMatch(r)
 	if err != nil {
 		h.writeError(w, r, err)
+		return
+	}
+	if h.deleteReferenced == DeleteRefuse {
+		// The reference check and the delete in one transaction.
+		h.runOne(w, r, &entry{index: -1, method: "DELETE", typ: typ, id: id, ifMatch: ifMatch})
 		return
 	}
 	t := h.tenantFrom(r.Context())

@@ -19,6 +19,7 @@ type capabilityStatement struct {
 	Implementation capImplementation `json:"implementation"`
 	FHIRVersion    string            `json:"fhirVersion"`
 	Format         []string          `json:"format"`
+	PatchFormat    []string          `json:"patchFormat"`
 	Rest           []capRest         `json:"rest"`
 }
 
@@ -68,8 +69,13 @@ type capResource struct {
 // capability builds the CapabilityStatement for a tenant's base URL.
 func (h *Handler) capability(base string) []byte {
 	interactions := []capInteraction{
-		{"read"}, {"vread"}, {"update"}, {"delete"},
+		{"read"}, {"vread"}, {"update"}, {"patch"}, {"delete"},
 		{"history-instance"}, {"history-type"}, {"create"}, {"search-type"},
+	}
+	// Conditional delete of several matches only when configured so.
+	conditionalDelete := "single"
+	if h.deleteMode == ConditionalDeleteMultiple {
+		conditionalDelete = "multiple"
 	}
 	revIncludes := revIncludesByTarget()
 	resources := make([]capResource, 0, len(h.typeList))
@@ -86,13 +92,15 @@ func (h *Handler) capability(base string) []byte {
 			Interaction: interactions,
 			// versionId is kept and If-Match makes updates and deletes
 			// version-aware, which is what versioned-update states.
-			Versioning:        "versioned-update",
-			ReadHistory:       true,
-			UpdateCreate:      true,
-			ConditionalCreate: false,
+			Versioning:   "versioned-update",
+			ReadHistory:  true,
+			UpdateCreate: true,
+			// If-None-Exist, PUT and DELETE Type?criteria (conditional.go);
+			// PATCH Type?criteria too, which R4 has no element for.
+			ConditionalCreate: true,
 			ConditionalRead:   "not-supported",
-			ConditionalUpdate: false,
-			ConditionalDelete: "not-supported",
+			ConditionalUpdate: true,
+			ConditionalDelete: conditionalDelete,
 			SearchInclude:     includes,
 			SearchRevInclude:  revIncludes[t],
 			SearchParam:       params,
@@ -109,10 +117,12 @@ func (h *Handler) capability(base string) []byte {
 		Implementation: capImplementation{Description: "FHIR R4 server", URL: base},
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"json", "application/fhir+json", "application/json"},
+		// JSON Patch, and FHIRPath Patch as a Parameters resource.
+		PatchFormat: []string{"application/json-patch+json", "application/fhir+json"},
 		Rest: []capRest{{
 			Mode:        "server",
 			Resource:    resources,
-			Interaction: []capInteraction{{"history-system"}, {"search-system"}},
+			Interaction: []capInteraction{{"transaction"}, {"batch"}, {"history-system"}, {"search-system"}},
 			SearchParam: searchParamsOf("Resource"),
 		}},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/search"
+	"github.com/fhirserver/fhirserver/store"
 )
 
 const (
@@ -107,16 +108,29 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, scope searchSco
 		}
 	}
 	t := h.tenantFrom(r.Context())
+	body, err := h.searchset(t, params, scope, preferHandling(r) == "strict",
+		func(q *search.Query) (*store.SearchPage, error) { return h.store.Search(r.Context(), t.name, q) })
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, body)
+}
+
+// searchset runs a search with find (the store's search, or a
+// transaction's) and returns the searchset Bundle. params are the search's
+// parameters (_format and _pretty only go into its links).
+func (h *Handler) searchset(t tenant, params url.Values, scope searchScope, strict bool,
+	find func(*search.Query) (*store.SearchPage, error)) ([]byte, error) {
 	q, err := search.Parse(params, search.Options{
 		Types:       scope.types,
 		Compartment: scope.compartment,
-		Strict:      preferHandling(r) == "strict",
+		Strict:      strict,
 		MaxCount:    maxSearchCount,
 		Base:        t.base,
 	})
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return nil, err
 	}
 
 	// The links repeat the search as Parse understood it (ignored
@@ -137,17 +151,15 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, scope searchSco
 	first := link(path, query)
 
 	if err := h.servedTypes(q, scope); err != nil {
-		h.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	countOnly := q.Summary == search.SummaryCount
 	if countOnly && q.Total == search.TotalDefault {
 		q.Total = search.TotalAccurate
 	}
-	page, err := h.store.Search(r.Context(), t.name, q)
+	page, err := find(q)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	next := ""
 	if page.Next != "" && !countOnly {
@@ -193,8 +205,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, scope searchSco
 				res := &list.resources[i]
 				body, err := h.elements.apply(sub, res.Body, list.mode == "match")
 				if err != nil {
-					h.writeError(w, r, err)
-					return
+					return nil, err
 				}
 				entry()
 				b.WriteString(`{"fullUrl":`)
@@ -211,7 +222,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, scope searchSco
 		b.WriteByte(']')
 	}
 	b.WriteByte('}')
-	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, b.Bytes())
+	return b.Bytes(), nil
 }
 
 // servedTypes confines a search to the types this server serves: a _type

@@ -38,6 +38,7 @@ type Store interface {
 	VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error)
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 	Search(ctx context.Context, tenant string, q *search.Query) (*store.SearchPage, error)
+	Transact(ctx context.Context, tenant string, fn func(tx store.Tx) error) error
 	Ping(ctx context.Context) error
 }
 
@@ -58,6 +59,46 @@ const (
 
 // DefaultMaxBody is the request body limit when Deps.MaxBody is zero.
 const DefaultMaxBody int64 = 32 << 20
+
+// DefaultMaxBundleEntries is the entry limit of a batch or transaction
+// Bundle when Deps.MaxBundleEntries is zero.
+const DefaultMaxBundleEntries = 10000
+
+// ReferencePolicy says what a transaction may do with references to local
+// resources that do not exist.
+type ReferencePolicy string
+
+const (
+	// ReferencesStrict (the default) refuses, with 400, a transaction
+	// whose resources refer to a local resource (Type/id, or an absolute
+	// URL under B/fhir) that does not exist when it would commit, or to a
+	// urn:uuid: that no entry of the Bundle has as its fullUrl.
+	ReferencesStrict ReferencePolicy = "strict"
+	// ReferencesLenient stores such references as they are.
+	ReferencesLenient ReferencePolicy = "lenient"
+)
+
+// DeletePolicy says whether a resource that others refer to may be deleted.
+type DeletePolicy string
+
+const (
+	// DeleteAllow (the default) deletes it; the references dangle.
+	DeleteAllow DeletePolicy = "allow"
+	// DeleteRefuse answers 409 while a current resource refers to it
+	// through a reference that a search parameter indexes.
+	DeleteRefuse DeletePolicy = "refuse"
+)
+
+// ConditionalDeleteMode says what DELETE B/fhir/Type?criteria does when
+// several resources match.
+type ConditionalDeleteMode string
+
+const (
+	// ConditionalDeleteSingle (the default) answers 412.
+	ConditionalDeleteSingle ConditionalDeleteMode = "single"
+	// ConditionalDeleteMultiple deletes them all (up to 1,000; more is 412).
+	ConditionalDeleteMultiple ConditionalDeleteMode = "multiple"
+)
 
 // Deps is everything the router needs. Store, BaseURL and AuthMode are
 // required; the rest have defaults.
@@ -85,6 +126,18 @@ type Deps struct {
 	// type in a URL is answered with 404. Nil means all of R4
 	// (fhir.ResourceTypes, generated from the spec).
 	ResourceTypes []string
+	// MaxBundleEntries caps the entries of a batch or transaction Bundle;
+	// a larger one is refused with 413. Zero means DefaultMaxBundleEntries.
+	MaxBundleEntries int
+	// References is the policy for references to missing local resources
+	// in a transaction; "" means ReferencesStrict.
+	References ReferencePolicy
+	// DeleteReferenced is the policy for deleting a resource that others
+	// refer to; "" means DeleteAllow.
+	DeleteReferenced DeletePolicy
+	// ConditionalDelete is the mode of conditional delete; "" means
+	// ConditionalDeleteSingle.
+	ConditionalDelete ConditionalDeleteMode
 }
 
 // Handler holds the dependencies of the REST interactions; its methods are
@@ -103,6 +156,11 @@ type Handler struct {
 	// elements is the generated element table for _summary and _elements.
 	elements     elementIndex
 	capabilities sync.Map // base URL -> CapabilityStatement JSON
+
+	maxEntries       int
+	references       ReferencePolicy
+	deleteReferenced DeletePolicy
+	deleteMode       ConditionalDeleteMode
 }
 
 // NewRouter checks deps and returns the HTTP handler for the whole server:
@@ -146,6 +204,37 @@ func newHandler(deps Deps) (*Handler, error) {
 	if served == nil {
 		served = fhir.ResourceTypes()
 	}
+	maxEntries := deps.MaxBundleEntries
+	if maxEntries == 0 {
+		maxEntries = DefaultMaxBundleEntries
+	}
+	if maxEntries < 0 {
+		return nil, fmt.Errorf("server: MaxBundleEntries %d is negative", maxEntries)
+	}
+	refs := deps.References
+	switch refs {
+	case "":
+		refs = ReferencesStrict
+	case ReferencesStrict, ReferencesLenient:
+	default:
+		return nil, fmt.Errorf("server: reference policy %q is not strict or lenient", refs)
+	}
+	del := deps.DeleteReferenced
+	switch del {
+	case "":
+		del = DeleteAllow
+	case DeleteAllow, DeleteRefuse:
+	default:
+		return nil, fmt.Errorf("server: delete policy %q is not allow or refuse", del)
+	}
+	cd := deps.ConditionalDelete
+	switch cd {
+	case "":
+		cd = ConditionalDeleteSingle
+	case ConditionalDeleteSingle, ConditionalDeleteMultiple:
+	default:
+		return nil, fmt.Errorf("server: conditional delete mode %q is not single or multiple", cd)
+	}
 	types := make(map[string]bool, len(served))
 	var list []string
 	for _, t := range served {
@@ -168,6 +257,11 @@ func newHandler(deps Deps) (*Handler, error) {
 		typeList:  list,
 		started:   time.Now().UTC(),
 		elements:  elementTable(),
+
+		maxEntries:       maxEntries,
+		references:       refs,
+		deleteReferenced: del,
+		deleteMode:       cd,
 	}, nil
 }
 
@@ -213,14 +307,22 @@ func (h *Handler) fhirRoutes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
 		r.Get("/", h.searchSystem)
+		r.Post("/", h.bundle)
 		r.Post("/_search", h.searchSystem)
 		r.Get("/_history", h.historySystem)
 		r.Get("/{type}", h.searchType)
 		r.Post("/{type}", h.create)
+		// Conditional update, patch and delete. The pattern keeps paths
+		// that are not resource types (metadata, _search, _history) out, so
+		// that those still answer 405 with their own Allow.
+		r.Put("/{type:[A-Z][A-Za-z]+}", h.conditionalUpdate)
+		r.Patch("/{type:[A-Z][A-Za-z]+}", h.conditionalPatch)
+		r.Delete("/{type:[A-Z][A-Za-z]+}", h.conditionalDelete)
 		r.Post("/{type}/_search", h.searchType)
 		r.Get("/{type}/_history", h.historyType)
 		r.Get("/{type}/{id}", h.read)
 		r.Put("/{type}/{id}", h.update)
+		r.Patch("/{type}/{id}", h.patch)
 		r.Delete("/{type}/{id}", h.delete)
 		r.Get("/{type}/{id}/_history", h.historyInstance)
 		r.Get("/{type}/{id}/_history/{vid}", h.vread)

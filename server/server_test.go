@@ -25,10 +25,10 @@ func TestMetadata(t *testing.T) {
 				`"resourceType":"CapabilityStatement"`, `"status":"active"`, `"kind":"instance"`,
 				`"fhirVersion":"4.0.1"`, `"format":["json","application/fhir+json","application/json"]`,
 				`"implementation":{"description":"FHIR R4 server","url":"` + base + `/fhir"}`,
-				`"interaction":[{"code":"history-system"},{"code":"search-system"}]`,
+				`"interaction":[{"code":"transaction"},{"code":"batch"},{"code":"history-system"},{"code":"search-system"}]`,
+				`"patchFormat":["application/json-patch+json","application/fhir+json"]`,
 			},
-			ExpectNotContains: []string{"conditionalUpdate\":true", "patch", "transaction"},
-			Check:             checkCapability,
+			Check: checkCapability,
 		},
 		{
 			Name: "metadata as application/json", Path: "/fhir/metadata?_format=application/json", ExpectStatus: 200,
@@ -94,11 +94,11 @@ func checkCapability(t testing.TB, res *servertest.Response) {
 		for _, i := range r.Interaction {
 			codes = append(codes, i.Code)
 		}
-		if got := strings.Join(codes, " "); got != "read vread update delete history-instance history-type create search-type" {
+		if got := strings.Join(codes, " "); got != "read vread update patch delete history-instance history-type create search-type" {
 			t.Errorf("%s: interactions %s", r.Type, got)
 		}
-		if r.Versioning != "versioned-update" || !r.ReadHistory || !r.UpdateCreate || r.ConditionalCreate ||
-			r.ConditionalRead != "not-supported" || r.ConditionalUpdate || r.ConditionalDelete != "not-supported" {
+		if r.Versioning != "versioned-update" || !r.ReadHistory || !r.UpdateCreate || !r.ConditionalCreate ||
+			r.ConditionalRead != "not-supported" || !r.ConditionalUpdate || r.ConditionalDelete != "single" {
 			t.Errorf("%s: %+v", r.Type, r)
 		}
 	}
@@ -147,8 +147,8 @@ func TestRouting(t *testing.T) {
 			ExpectStatus: 404, Check: expectOutcome("not-found", "unknown resource type"),
 		},
 		{
-			Name: "PATCH", Method: http.MethodPatch, Path: "/fhir/Patient/p1", Header: hdr("Content-Type", "application/json-patch+json"), Body: `[]`,
-			ExpectStatus: 405, ExpectHeader: hdr("Allow", "GET, HEAD, PUT, DELETE"), Check: expectOutcome("not-supported", "PATCH"),
+			Name: "PATCH history", Method: http.MethodPatch, Path: "/fhir/Patient/p1/_history", Header: hdr("Content-Type", "application/json-patch+json"), Body: `[]`,
+			ExpectStatus: 405, ExpectHeader: hdr("Allow", "GET, HEAD"), Check: expectOutcome("not-supported", "PATCH"),
 		},
 		{
 			Name: "POST on an instance", Method: http.MethodPost, Path: "/fhir/Patient/p1", Header: fhirJSON, Body: patientP1,

@@ -74,6 +74,13 @@ func Match(ctx context.Context, tx Tx, c Criteria, limit int) ([]fhir.Resource, 
 	if err := tx.Lock(ctx, c.Key()); err != nil {
 		return nil, err
 	}
+	return Find(ctx, tx, c, limit)
+}
+
+// Find is Match without the lock, for a search whose result decides no
+// write of its own: a conditional reference, whose target Tx.Missing then
+// keeps from being deleted.
+func Find(ctx context.Context, tx Tx, c Criteria, limit int) ([]fhir.Resource, error) {
 	var out []fhir.Resource
 	q := c.matchQuery(min(limit+1, matchPage))
 	for {
