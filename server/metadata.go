@@ -39,6 +39,7 @@ type capRest struct {
 	// SearchParam lists the parameters of a system-level search: those
 	// every resource type has.
 	SearchParam []capSearchParam `json:"searchParam,omitempty"`
+	Security    *capSecurity     `json:"security,omitempty"`
 }
 
 type capSearchParam struct {
@@ -124,6 +125,7 @@ func (h *Handler) capability(base string) []byte {
 			Resource:    resources,
 			Interaction: []capInteraction{{"transaction"}, {"batch"}, {"history-system"}, {"search-system"}},
 			SearchParam: searchParamsOf("Resource"),
+			Security:    h.security(),
 		}},
 	}
 	b, err := json.Marshal(cs)

@@ -55,6 +55,9 @@ const (
 	// AuthNone serves every request without credentials, for local
 	// development only.
 	AuthNone AuthMode = "none"
+	// AuthSmart requires a SMART access token (Deps.TokenVerifier) on every
+	// request to B/fhir except the CapabilityStatement and discovery.
+	AuthSmart AuthMode = "smart"
 )
 
 // DefaultMaxBody is the request body limit when Deps.MaxBody is zero.
@@ -118,10 +121,19 @@ type Deps struct {
 	// Zero means DefaultMaxBody.
 	MaxBody int64
 	// AuthMode selects authentication on B/fhir and must be given: an open
-	// server is never the result of a forgotten field. Only AuthNone exists
-	// until bearer tokens are implemented; NewRouter refuses other modes, so
-	// that a server asked for authentication never runs without it.
+	// server is never the result of a forgotten field. AuthSmart needs
+	// TokenVerifier.
 	AuthMode AuthMode
+	// TokenVerifier checks bearer tokens (AuthSmart).
+	TokenVerifier TokenVerifier
+	// AuthServer, when set, serves the SMART authorization server's paths:
+	// B/oauth/..., B/.well-known/openid-configuration,
+	// B/fhir/.well-known/smart-configuration, B/fhir/login and
+	// B/fhir/logout. They need no bearer token.
+	AuthServer http.Handler
+	// OAuthURIs, when set, are stated in the CapabilityStatement's
+	// rest.security (the SMART oauth-uris extension).
+	OAuthURIs *OAuthURIs
 	// ResourceTypes are the resource types served at B/fhir/{type}; any other
 	// type in a URL is answered with 404. Nil means all of R4
 	// (fhir.ResourceTypes, generated from the spec).
@@ -149,6 +161,9 @@ type Handler struct {
 	base      string // BaseURL without a trailing slash
 	maxBody   int64
 	auth      AuthMode
+	verifier  TokenVerifier
+	authSrv   http.Handler
+	oauthURIs *OAuthURIs
 	types     map[string]bool
 	typeList  []string // served types in the order given, for metadata
 	started   time.Time
@@ -184,6 +199,10 @@ func newHandler(deps Deps) (*Handler, error) {
 	auth := deps.AuthMode
 	switch auth {
 	case AuthNone:
+	case AuthSmart:
+		if deps.TokenVerifier == nil {
+			return nil, errors.New("server: AuthSmart needs Deps.TokenVerifier")
+		}
 	case "":
 		return nil, errors.New("server: Deps.AuthMode is required")
 	default:
@@ -253,6 +272,9 @@ func newHandler(deps Deps) (*Handler, error) {
 		base:      base,
 		maxBody:   maxBody,
 		auth:      auth,
+		verifier:  deps.TokenVerifier,
+		authSrv:   deps.AuthServer,
+		oauthURIs: deps.OAuthURIs,
 		types:     types,
 		typeList:  list,
 		started:   time.Now().UTC(),
@@ -288,6 +310,11 @@ func (h *Handler) routes() http.Handler {
 	r.NotFound(h.notFound)
 	r.MethodNotAllowed(h.methodNotAllowed)
 
+	if h.authSrv != nil {
+		for _, p := range []string{"/oauth/*", "/.well-known/openid-configuration", "/fhir/.well-known/smart-configuration", "/fhir/login", "/fhir/logout"} {
+			r.Handle(p, h.authSrv)
+		}
+	}
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
 
@@ -337,7 +364,10 @@ func (h *Handler) fhirRoutes(r chi.Router) {
 // will resolve the caller and put it in the context, or answer 401. With
 // AuthNone every request passes; newHandler refuses other modes until then.
 func (h *Handler) authenticate(next http.Handler) http.Handler {
-	return next
+	if h.auth != AuthSmart {
+		return next
+	}
+	return h.bearer(h.verifier)(h.requireUnrestricted(next))
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {

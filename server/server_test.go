@@ -234,7 +234,8 @@ func TestNewRouterRefusesBadConfig(t *testing.T) {
 		{"base URL with a query", func(d *server.Deps) { d.BaseURL = base + "?x=1" }, "base URL"},
 		{"not a resource type", func(d *server.Deps) { d.ResourceTypes = []string{"Patient", "HumanName"} }, `"HumanName" is not an R4 resource type`},
 		{"no auth mode", func(d *server.Deps) { d.AuthMode = "" }, "AuthMode is required"},
-		{"auth not implemented", func(d *server.Deps) { d.AuthMode = "smart" }, `auth mode "smart" is not implemented`},
+		{"smart without a verifier", func(d *server.Deps) { d.AuthMode = server.AuthSmart }, "needs Deps.TokenVerifier"},
+		{"unknown auth mode", func(d *server.Deps) { d.AuthMode = "basic" }, `auth mode "basic" is not implemented`},
 		{"negative body limit", func(d *server.Deps) { d.MaxBody = -1 }, "negative"},
 	}
 	for _, tt := range tests {

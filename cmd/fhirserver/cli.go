@@ -25,6 +25,11 @@ type cli struct {
 	Migrate migrateCmd `cmd:"" help:"Apply pending database migrations and exit."`
 	Import  importCmd  `cmd:"" help:"Load Bundles (.json) and NDJSON (.ndjson) files or folders."`
 	Reindex reindexCmd `cmd:"" help:"Rebuild the search index of every current resource (after search definitions change)."`
+	User    userCmd    `cmd:"" help:"Manage the users who can log in."`
+	Client  clientCmd  `cmd:"" help:"Manage OAuth clients."`
+	Launch  launchCmd  `cmd:"" help:"Create EHR launch contexts."`
+	Token   tokenCmd   `cmd:"" help:"Mint an access token for operators and scripts."`
+	Keys    keysCmd    `cmd:"" help:"Rotate the signing keys."`
 }
 
 // env is what every command gets: where to write and how to log.

@@ -15,21 +15,19 @@ import (
 )
 
 type serveCmd struct {
-	Addr    string        `name:"addr" env:"FHIR_ADDR" default:":8080" help:"Address to listen on."`
-	BaseURL string        `name:"base-url" env:"FHIR_BASE_URL" default:"http://localhost:8080" help:"Public base URL B; the FHIR API is at B/fhir."`
-	Auth    string        `name:"auth" env:"FHIR_AUTH" default:"smart" enum:"smart,none" help:"smart (bearer tokens required) or none (local development only)."`
-	Demo    bool          `name:"demo" env:"FHIR_DEMO" help:"Load sample patients at start."`
-	MaxBody int64         `name:"max-body" env:"FHIR_MAX_BODY" default:"33554432" help:"Largest request body in bytes; larger gets 413."`
-	Drain   time.Duration `name:"drain" env:"FHIR_DRAIN" default:"30s" help:"How long SIGTERM waits for in-flight requests."`
+	Addr     string        `name:"addr" env:"FHIR_ADDR" default:":8080" help:"Address to listen on."`
+	BaseURL  string        `name:"base-url" env:"FHIR_BASE_URL" default:"http://localhost:8080" help:"Public base URL B; the FHIR API is at B/fhir."`
+	Auth     string        `name:"auth" env:"FHIR_AUTH" default:"smart" enum:"smart,none" help:"smart (bearer tokens required) or none (local development only)."`
+	Demo     bool          `name:"demo" env:"FHIR_DEMO" help:"Load sample patients at start."`
+	MaxBody  int64         `name:"max-body" env:"FHIR_MAX_BODY" default:"33554432" help:"Largest request body in bytes; larger gets 413."`
+	Drain    time.Duration `name:"drain" env:"FHIR_DRAIN" default:"30s" help:"How long SIGTERM waits for in-flight requests."`
+	TokenTTL time.Duration `name:"token-ttl" env:"FHIR_TOKEN_TTL" default:"1h" help:"Lifetime of access tokens."`
 }
 
 func (c *serveCmd) Run(e *env) error {
-	if c.Auth != string(server.AuthNone) {
-		// Refuse rather than serve data unauthenticated: the token issuer
-		// and validator are not part of this build yet.
-		return usageError{errors.New("--auth smart needs the authorization server, which this build does not have yet; start with --auth none for local development")}
+	if c.Auth == string(server.AuthNone) {
+		e.log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who can reach this server can read and change all data; use only for local development")
 	}
-	e.log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who can reach this server can read and change all data; use only for local development")
 
 	st, err := openStore(e.ctx, e.cli.DatabaseURL)
 	if err != nil {
@@ -45,7 +43,15 @@ func (c *serveCmd) Run(e *env) error {
 			return err
 		}
 	}
+	auth, err := newAuthServer(e, c, st)
+	if err != nil {
+		return err
+	}
+	ep := auth.Endpoints()
 	h, err := server.NewRouter(server.Deps{
+		TokenVerifier: tokenVerifier{auth.Verifier()},
+		AuthServer:    auth.Routes(),
+		OAuthURIs:     &server.OAuthURIs{Authorize: ep.Authorize, Token: ep.Token, Revoke: ep.Revoke, Introspect: ep.Introspect},
 		Store:         st,
 		Validator:     v,
 		Logger:        e.log,
