@@ -307,7 +307,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"no-such-command"}, 2, ""},
 		{[]string{"serve", "--no-such-flag"}, 2, ""},
 		{[]string{"migrate", "--database-url", "mysql://x"}, 2, "--database-url"},
-		{[]string{"serve", "--auth", "smart", "--database-url", "sqlite:" + filepath.Join(t.TempDir(), "x.db")}, 2, "--auth none"},
+		{[]string{"serve", "--auth", "basic", "--database-url", "sqlite:" + filepath.Join(t.TempDir(), "x.db")}, 2, "--auth"},
 		{[]string{"migrate", "--database-url", "sqlite:" + filepath.Join(t.TempDir(), "m.db")}, 0, "migrations applied"},
 	}
 	for _, c := range cases {
