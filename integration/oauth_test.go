@@ -306,6 +306,12 @@ func (s *smart) discover() map[string]any {
 	return a.m
 }
 
+// restricted is the answer of B/fhir to a valid token confined to some
+// types, a compartment or a query: until every interaction applies the
+// caller's store filter (issue 7) such tokens are refused with 403 — never
+// served partially, and never taken for invalid (401).
+const restricted = 403
+
 // fhirGet reads B/fhir/Patient with a token, when the binary serves both.
 func (s *smart) fhirGet(token string) int {
 	a := send(s.t, nil, "GET", s.base+"/fhir/Patient?_count=1", nil, "Authorization", "Bearer "+token)
@@ -330,13 +336,19 @@ func TestSMARTBackendServices(t *testing.T) {
 				t.Fatalf("token %+v scope %v", tok, tok.Extra("scope"))
 			}
 			if s.binary {
-				if st := s.fhirGet(tok.AccessToken); st != 200 {
-					t.Fatalf("the token does not work on B/fhir: %d", st)
+				if st := s.fhirGet(tok.AccessToken); st != restricted {
+					t.Fatalf("a token for Patient only on B/fhir: %d, want %d", st, restricted)
 				}
 			}
 			cc.AuthStyle, cc.Scopes = oauth2.AuthStyleInParams, nil
-			if tok2, err := cc.Token(context.Background()); err != nil || tok2.Extra("scope") != "system/*.rs system/Observation.cruds" {
+			tok2, err := cc.Token(context.Background())
+			if err != nil || tok2.Extra("scope") != "system/*.rs system/Observation.cruds" {
 				t.Fatalf("client_secret_post, registered scopes: %v %v", err, tok2)
+			}
+			if s.binary {
+				if st := s.fhirGet(tok2.AccessToken); st != 200 {
+					t.Fatalf("a system/*.rs token does not work on B/fhir: %d", st)
+				}
 			}
 			for name, a := range map[string]answer{
 				"bad secret":   send(t, nil, "POST", tokenURL, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth("backend", "nope")),
@@ -621,8 +633,8 @@ func TestSMARTAppLaunch(t *testing.T) {
 				t.Fatalf("EHR launch: %v %v %v", err, tok.Extra("patient"), tok.Extra("encounter"))
 			}
 			if s.binary {
-				if st := s.fhirGet(tok.AccessToken); st != 200 {
-					t.Fatalf("the app's token on B/fhir: %d", st)
+				if st := s.fhirGet(tok.AccessToken); st != restricted {
+					t.Fatalf("the app's patient token on B/fhir: %d, want %d", st, restricted)
 				}
 			}
 
@@ -677,8 +689,8 @@ func TestSMARTBasicLogin(t *testing.T) {
 				t.Fatalf("login: %d %v %s", a.status, a.header, a.body)
 			}
 			if s.binary {
-				if st := s.fhirGet(a.s("access_token")); st != 200 {
-					t.Fatalf("login token on B/fhir: %d", st)
+				if st := s.fhirGet(a.s("access_token")); st != restricted {
+					t.Fatalf("a patient user's login token on B/fhir: %d, want %d", st, restricted)
 				}
 			}
 			// POST with a narrowing scope.
