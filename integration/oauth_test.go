@@ -306,16 +306,39 @@ func (s *smart) discover() map[string]any {
 	return a.m
 }
 
-// restricted is the answer of B/fhir to a valid token confined to some
-// types, a compartment or a query: until every interaction applies the
-// caller's store filter (issue 7) such tokens are refused with 403 — never
-// served partially, and never taken for invalid (401).
-const restricted = 403
-
 // fhirGet reads B/fhir/Patient with a token, when the binary serves both.
 func (s *smart) fhirGet(token string) int {
+	st, _ := s.fhirPatients(token)
+	return st
+}
+
+// fhirPatients reads B/fhir/Patient?_count=1 with a token and returns the
+// status and the ids of the Patients in the answer.
+func (s *smart) fhirPatients(token string) (int, []string) {
 	a := send(s.t, nil, "GET", s.base+"/fhir/Patient?_count=1", nil, "Authorization", "Bearer "+token)
-	return a.status
+	var ids []string
+	entries, _ := a.m["entry"].([]any)
+	for _, e := range entries {
+		res, _ := e.(map[string]any)["resource"].(map[string]any)
+		id, _ := res["id"].(string)
+		ids = append(ids, id)
+	}
+	return a.status, ids
+}
+
+// confinedTo checks that a token confined to a patient's compartment is
+// served (200) on B/fhir/Patient and sees no Patient but its own.
+func (s *smart) confinedTo(token, patient, what string) {
+	s.t.Helper()
+	st, ids := s.fhirPatients(token)
+	if st != 200 {
+		s.t.Fatalf("%s on B/fhir: %d, want 200", what, st)
+	}
+	for _, id := range ids {
+		if id != patient {
+			s.t.Fatalf("%s on B/fhir sees Patient/%s, want only Patient/%s", what, id, patient)
+		}
+	}
 }
 
 func TestSMARTBackendServices(t *testing.T) {
@@ -336,8 +359,9 @@ func TestSMARTBackendServices(t *testing.T) {
 				t.Fatalf("token %+v scope %v", tok, tok.Extra("scope"))
 			}
 			if s.binary {
-				if st := s.fhirGet(tok.AccessToken); st != restricted {
-					t.Fatalf("a token for Patient only on B/fhir: %d, want %d", st, restricted)
+				// Confined to one type, served under that filter.
+				if st := s.fhirGet(tok.AccessToken); st != 200 {
+					t.Fatalf("a token for Patient only on B/fhir: %d, want 200", st)
 				}
 			}
 			cc.AuthStyle, cc.Scopes = oauth2.AuthStyleInParams, nil
@@ -633,9 +657,7 @@ func TestSMARTAppLaunch(t *testing.T) {
 				t.Fatalf("EHR launch: %v %v %v", err, tok.Extra("patient"), tok.Extra("encounter"))
 			}
 			if s.binary {
-				if st := s.fhirGet(tok.AccessToken); st != restricted {
-					t.Fatalf("the app's patient token on B/fhir: %d, want %d", st, restricted)
-				}
+				s.confinedTo(tok.AccessToken, "p9", "the app's patient token")
 			}
 
 			// Negative cases.
@@ -689,9 +711,13 @@ func TestSMARTBasicLogin(t *testing.T) {
 				t.Fatalf("login: %d %v %s", a.status, a.header, a.body)
 			}
 			if s.binary {
-				if st := s.fhirGet(a.s("access_token")); st != restricted {
-					t.Fatalf("a patient user's login token on B/fhir: %d, want %d", st, restricted)
+				for _, id := range []string{"p0", "p1"} {
+					body := `{"resourceType":"Patient","id":"` + id + `"}`
+					if _, _, err := s.st.Update(context.Background(), store.Write{Type: "Patient", ID: id, Body: []byte(body)}); err != nil {
+						t.Fatal(err)
+					}
 				}
+				s.confinedTo(a.s("access_token"), "p1", "a patient user's login token")
 			}
 			// POST with a narrowing scope.
 			n := send(t, nil, "POST", loginURL, url.Values{"scope": {"patient/Observation.rs"}}, "Authorization", raw("alice", "alice-password"))

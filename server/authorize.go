@@ -8,14 +8,35 @@ import (
 	"github.com/fhirserver/fhirserver/fhir"
 )
 
-// requireUnrestricted is the access check of AuthSmart until every
-// interaction applies the caller's store filter: a request goes ahead only
-// when the caller's permission for it is unrestricted on every resource
-// type (system/*.rs, a Practitioner user's user/*.cruds, ...). A token that
-// is confined to a compartment, to some types or to a query gets 403 rather
-// than a partially enforced answer, so nothing outside its scopes can be
-// seen, counted, included or changed. Bundles (batch, transaction) need
-// every permission unrestricted, since their entries may do anything.
+// enforced are the interactions whose handlers apply the caller's store
+// filter themselves, in SQL (access.go): for them requireUnrestricted only
+// checks that the caller may perform the interaction at all, and the
+// handler confines it to Decision.Filter.
+//
+//   - search (system, type and compartment level): the filter is passed to
+//     the store (store.FilteredSearcher), which applies it to the matches,
+//     _include/_revinclude, chains, _has, the total and _summary=count.
+//   - read and vread: a resource outside the filter is not found (404).
+//
+// Every other interaction (history, create, update, patch, delete, the
+// conditional writes, batch and transaction Bundles, operations) still
+// needs a permission that is unrestricted on every type.
+var enforced = map[authz.Interaction]bool{
+	authz.Search: true,
+	authz.Read:   true,
+	authz.VRead:  true,
+}
+
+// requireUnrestricted is the access check of AuthSmart in front of the
+// handlers. For an enforced interaction the caller needs the permission on
+// some type (the handler decides again for the request's type and applies
+// the filter). For every other interaction it needs the permission
+// unrestricted on every resource type (system/*.rs, a Practitioner user's
+// user/*.cruds, ...): a token that is confined to a compartment, to some
+// types or to a query gets 403 rather than a partially enforced answer, so
+// nothing outside its scopes can be seen, counted, included or changed.
+// Bundles (batch, transaction) need every permission unrestricted, since
+// their entries may do anything.
 func (h *Handler) requireUnrestricted(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, ok := CallerFrom(r.Context())
@@ -29,9 +50,12 @@ func (h *Handler) requireUnrestricted(next http.Handler) http.Handler {
 				h.writeError(w, r, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s", i))
 				return
 			}
+			if enforced[i] {
+				continue
+			}
 			if !d.Filter.IsAllowAll() {
 				h.writeError(w, r, fhir.Errorf(fhir.KindForbidden,
-					"the access token's scopes allow %s only on part of the data, and this server does not yet serve compartment-, type- or query-restricted access; use a token with unrestricted scopes (e.g. system/*.rs or a practitioner's user/*.cruds)", i))
+					"the access token's scopes allow %s only on part of the data, and this server serves %s only to tokens with unrestricted scopes (e.g. system/*.rs or a practitioner's user/*.cruds)", i, i))
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/store"
 )
@@ -220,8 +221,13 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	f, err := h.access(r, authz.Read, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t := h.tenantFrom(r.Context())
-	res, err := h.store.Read(r.Context(), t.name, typ, id)
+	res, err := h.readUnder(r.Context(), t.name, typ, id, f)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -246,7 +252,22 @@ func (h *Handler) vread(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	f, err := h.access(r, authz.VRead, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t := h.tenantFrom(r.Context())
+	if !f.IsAllowAll() {
+		// A restricted caller may read the versions of a resource whose
+		// current version it may see; the decision is on the current
+		// version, as the compartment index holds only that one. Any
+		// other resource (another patient's, a deleted one) is not known.
+		if _, err := h.readUnder(r.Context(), t.name, typ, id, f); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
 	res, err := h.store.VRead(r.Context(), t.name, typ, id, vid)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/search"
 	"github.com/fhirserver/fhirserver/store"
@@ -107,9 +108,22 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, scope searchSco
 			return
 		}
 	}
+	// The caller's filter for a search of the one type of a type-level or
+	// compartment search, or of every type; the store applies it in SQL to
+	// everything the search touches (a search naming another patient finds
+	// nothing).
+	typ := ""
+	if len(scope.types) == 1 {
+		typ = scope.types[0]
+	}
+	f, err := h.access(r, authz.Search, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t := h.tenantFrom(r.Context())
 	body, err := h.searchset(t, params, scope, preferHandling(r) == "strict",
-		func(q *search.Query) (*store.SearchPage, error) { return h.store.Search(r.Context(), t.name, q) })
+		func(q *search.Query) (*store.SearchPage, error) { return h.searchUnder(r.Context(), t.name, q, f) })
 	if err != nil {
 		h.writeError(w, r, err)
 		return

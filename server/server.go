@@ -38,6 +38,9 @@ type Store interface {
 	VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error)
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 	Search(ctx context.Context, tenant string, q *search.Query) (*store.SearchPage, error)
+	// SearchAccess is Search as a caller with filter f sees it (in SQL:
+	// matches, includes, chains, _has and totals); see store.FilteredSearcher.
+	SearchAccess(ctx context.Context, tenant string, q *search.Query, f store.Filter) (*store.SearchPage, error)
 	Transact(ctx context.Context, tenant string, fn func(tx store.Tx) error) error
 	Ping(ctx context.Context) error
 }

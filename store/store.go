@@ -111,6 +111,9 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 	Searcher
+	// FilteredSearcher runs searches as a caller sees them (access rules
+	// compiled into the SQL).
+	FilteredSearcher
 	Transactor
 }
 
