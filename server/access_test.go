@@ -372,21 +372,62 @@ func TestAccessMatrix(t *testing.T) {
 			}
 			wantOK(t, code, body) // types outside patient compartments are granted whole
 		}},
-		// Unrestricted-only interactions: 403 for every restricted token.
 		{name: "instance history", path: "/fhir/Patient/" + a + "/_history", check: func(t *testing.T, c accessCaller, code int, body string) {
-			if c.confined || c.obsOnly {
+			if c.obsOnly {
 				forbidden(t, code, body)
 				return
 			}
 			wantOK(t, code, body)
+			if got := historyKeys(t, body); !slices.Equal(got, []string{"Patient/" + a}) {
+				t.Fatalf("history %v", got)
+			}
 		}},
-		{name: "system history", path: "/fhir/_history?_count=1", check: func(t *testing.T, c accessCaller, code int, body string) {
-			if c.confined || c.obsOnly {
+		{name: "instance history of B", path: "/fhir/Patient/" + b + "/_history", check: func(t *testing.T, c accessCaller, code int, body string) {
+			switch {
+			case c.obsOnly:
 				forbidden(t, code, body)
+			case c.confined:
+				notFound(t, code, body, "Patient/"+b)
+			default:
+				wantOK(t, code, body)
+			}
+		}},
+		{name: "instance history of B's observation", path: "/fhir/Observation/" + bObs + "/_history", check: func(t *testing.T, c accessCaller, code int, body string) {
+			if c.confined || (c.lab && !isLab(data.byKey["Observation/"+bObs])) {
+				notFound(t, code, body, "Observation/"+bObs)
 				return
 			}
 			wantOK(t, code, body)
 		}},
+		{name: "type history", path: "/fhir/Observation/_history?_count=1000", check: func(t *testing.T, c accessCaller, code int, body string) {
+			wantOK(t, code, body)
+			if got := historyKeys(t, body); !slices.Equal(got, obsAll(c)) {
+				t.Fatalf("history %d, want %d", len(got), len(obsAll(c)))
+			}
+		}},
+		{name: "system history", path: "/fhir/_history?_count=1000", check: func(t *testing.T, c accessCaller, code int, body string) {
+			wantOK(t, code, body)
+			want := data.keys(func(r *sampleResource) bool {
+				switch {
+				case c.obsOnly:
+					return slices.Contains(obsAll(c), r.key())
+				case c.confined:
+					return slices.Contains(data.files[0], r) || r.Type == "Organization" || r.Type == "Practitioner"
+				}
+				return true
+			})
+			if got := historyKeys(t, body); !slices.Equal(got, want) {
+				t.Fatalf("history %d, want %d", len(got), len(want))
+			}
+		}},
+		{name: "system history, pages and count", path: "/fhir/_history?_count=0", check: func(t *testing.T, c accessCaller, code int, body string) {
+			wantOK(t, code, body)
+			full := do(t, s, "GET", "/fhir/_history?_count=1000", "", "Authorization", "Bearer "+tokenOf(c.name))
+			if want := len(historyKeys(t, full.Body.String())); *decodeBundle(t, body).Total != want {
+				t.Fatalf("_count=0 total %d, want %d", *decodeBundle(t, body).Total, want)
+			}
+		}},
+		// Unrestricted-only interactions: 403 for every restricted token.
 		{name: "create", method: "POST", path: "/fhir/Observation",
 			body: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + b + `"}}`,
 			check: func(t *testing.T, c accessCaller, code int, body string) {
@@ -480,4 +521,15 @@ func stripLinks(t *testing.T, body string) string {
 // tokenOf is a bearer token for a caller's name (a token has no spaces).
 func tokenOf(name string) string {
 	return strings.NewReplacer(" ", "_", "(", "", ")", "", "*", "all", "/", "-").Replace(name)
+}
+
+// historyKeys returns the sorted Type/id of a history Bundle's entries.
+func historyKeys(t *testing.T, body string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range decodeBundle(t, body).Entry {
+		out = append(out, strings.TrimPrefix(e.FullURL, base+"/fhir/"))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -17,14 +17,18 @@ import (
 //     the store (store.FilteredSearcher), which applies it to the matches,
 //     _include/_revinclude, chains, _has, the total and _summary=count.
 //   - read and vread: a resource outside the filter is not found (404).
+//   - history (instance, type, system): the filter is passed to the store
+//     (store.HistoryQuery.Filter): the versions of the resources whose
+//     current version it admits; an instance outside it is not found.
 //
-// Every other interaction (history, create, update, patch, delete, the
+// Every other interaction (create, update, patch, delete, the
 // conditional writes, batch and transaction Bundles, operations) still
 // needs a permission that is unrestricted on every type.
 var enforced = map[authz.Interaction]bool{
-	authz.Search: true,
-	authz.Read:   true,
-	authz.VRead:  true,
+	authz.Search:  true,
+	authz.Read:    true,
+	authz.VRead:   true,
+	authz.History: true,
 }
 
 // requireUnrestricted is the access check of AuthSmart in front of the

@@ -59,7 +59,7 @@ func TestRequireUnrestricted(t *testing.T) {
 		{"system wildcard cannot run a bundle", &authz.Caller{Scopes: []string{"system/*.rs"}}, "POST", "/fhir", http.StatusForbidden},
 		{"system full access runs a bundle", &authz.Caller{Scopes: []string{"system/*.cruds"}}, "POST", "/fhir", http.StatusTeapot},
 		{"v1 system/*.*", &authz.Caller{Scopes: []string{"system/*.*"}}, "DELETE", "/fhir/Patient/1", http.StatusTeapot},
-		// Search, read and vread apply the caller's filter in the handler:
+		// Search, read, vread and history apply the caller's filter in the handler:
 		// a restricted token passes here (TestAccessMatrix checks what it
 		// sees).
 		{"one type only may search", &authz.Caller{Scopes: []string{"system/Observation.rs"}}, "GET", "/fhir/Observation", http.StatusTeapot},
@@ -72,15 +72,16 @@ func TestRequireUnrestricted(t *testing.T) {
 		{"read-only scope cannot search", &authz.Caller{Scopes: []string{"patient/*.r"}, Patient: "p1"}, "GET", "/fhir/Observation", http.StatusForbidden},
 		{"search-only scope cannot read", &authz.Caller{Scopes: []string{"patient/*.s"}, Patient: "p1"}, "GET", "/fhir/Patient/p1", http.StatusForbidden},
 		// Everything else still needs unrestricted scopes.
-		{"patient-scoped history is refused", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/Patient/p1/_history", http.StatusForbidden},
-		{"patient-scoped system history is refused", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/_history", http.StatusForbidden},
+		{"patient-scoped history", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/Patient/p1/_history", http.StatusTeapot},
+		{"patient-scoped system history", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/_history", http.StatusTeapot},
 		{"patient-scoped create is refused", &authz.Caller{Scopes: []string{"patient/*.cruds"}, Patient: "p1"}, "POST", "/fhir/Observation", http.StatusForbidden},
 		{"patient-scoped update is refused", &authz.Caller{Scopes: []string{"patient/*.cruds"}, Patient: "p1"}, "PUT", "/fhir/Observation/1", http.StatusForbidden},
 		{"patient-scoped patch is refused", &authz.Caller{Scopes: []string{"patient/*.cruds"}, Patient: "p1"}, "PATCH", "/fhir/Observation/1", http.StatusForbidden},
 		{"patient-scoped delete is refused", &authz.Caller{Scopes: []string{"patient/*.cruds"}, Patient: "p1"}, "DELETE", "/fhir/Observation/1", http.StatusForbidden},
 		{"patient-scoped conditional delete is refused", &authz.Caller{Scopes: []string{"patient/*.cruds"}, Patient: "p1"}, "DELETE", "/fhir/Observation?code=x", http.StatusForbidden},
 		{"patient-scoped bundle is refused", &authz.Caller{Scopes: []string{"patient/*.cruds"}, Patient: "p1"}, "POST", "/fhir", http.StatusForbidden},
-		{"granular history is refused", &authz.Caller{Scopes: []string{"system/Observation.rs?category=laboratory"}}, "GET", "/fhir/Observation/_history", http.StatusForbidden},
+		{"granular history", &authz.Caller{Scopes: []string{"system/Observation.rs?category=laboratory"}}, "GET", "/fhir/Observation/_history", http.StatusTeapot},
+		{"search-only scope has no history", &authz.Caller{Scopes: []string{"patient/*.s"}, Patient: "p1"}, "GET", "/fhir/_history", http.StatusForbidden},
 		{"no scopes", &authz.Caller{}, "GET", "/fhir/Patient/1", http.StatusForbidden},
 		{"no caller", nil, "GET", "/fhir/Patient/1", http.StatusUnauthorized},
 	}

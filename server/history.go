@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/store"
 )
@@ -112,14 +113,33 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request, typ, id string
 		h.writeError(w, r, err)
 		return
 	}
+	// A restricted caller sees the versions of the resources whose current
+	// version its filter admits (store.HistoryQuery.Filter, in SQL).
+	f, err := h.access(r, authz.History, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t := h.tenantFrom(r.Context())
 	hq.Tenant, hq.Type, hq.ID = t.name, typ, id
+	if !f.IsAllowAll() {
+		hq.Filter = &f
+	}
 	page, err := h.store.History(r.Context(), hq)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if id != "" && page.Total == 0 {
+	if id != "" && page.Total == 0 && hq.Filter != nil {
+		// Empty for a restricted caller: a resource it may not see (or a
+		// deleted one, which has no compartment to decide on) is not
+		// known, exactly like one that never existed.
+		if _, err := h.readUnder(r.Context(), t.name, typ, id, f); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	if id != "" && page.Total == 0 && hq.Filter == nil {
 		// An empty history may just be filtered by _since or _at; only a
 		// resource that never existed is 404 (a deleted one has history).
 		if _, err := h.store.Read(r.Context(), t.name, typ, id); err != nil && fhir.KindOf(err) != fhir.KindGone {

@@ -67,6 +67,13 @@ type HistoryQuery struct {
 	// an opaque, monotonic sequence number, so pages stay stable while
 	// others write.
 	Cursor int64
+	// Filter, when not nil, confines the history to the resources whose
+	// CURRENT version it admits (the compartment and search indexes hold
+	// the current version only): every version of such a resource is
+	// listed and counted, nothing of any other resource, and nothing of a
+	// resource whose current version is a deletion. A store applies it in
+	// SQL, like a search's filter. Nil means no restriction.
+	Filter *Filter
 }
 
 // HistoryPage is one page of history.

@@ -30,24 +30,34 @@ func (s *Store) history(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	if q.Count <= 0 || q.Count > MaxPageSize {
 		q.Count = MaxPageSize
 	}
-	var a args
-	where := []string{"h.tenant = " + a.add(q.Tenant)}
+	// The compiler renders the access filter; its bind values are the
+	// statement's.
+	c := newCompiler(s.Driver, q.Tenant, AllowAll(), s.now())
+	where := []string{"h.tenant = " + c.tenant}
 	if q.Type != "" {
-		where = append(where, "h.type = "+a.add(q.Type))
+		where = append(where, "h.type = "+c.bind(q.Type))
 	}
 	if q.ID != "" {
-		where = append(where, "h.id = "+a.add(q.ID))
+		where = append(where, "h.id = "+c.bind(q.ID))
 	}
 	if !q.Since.IsZero() {
-		where = append(where, "h.last_updated >= "+a.add(micros(q.Since)))
+		where = append(where, "h.last_updated >= "+c.bind(micros(q.Since)))
 	}
 	if !q.At.IsZero() {
 		// The version current at At: written at or before At and not
 		// superseded by another version written at or before At.
-		at := a.add(micros(q.At))
+		at := c.bind(micros(q.At))
 		where = append(where, "h.last_updated <= "+at,
 			"NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.tenant = h.tenant AND n.type = h.type AND n.id = h.id AND n.version > h.version AND n.last_updated <= "+at+")")
 	}
+	if q.Filter != nil {
+		// The versions of resources whose current version the filter
+		// admits, with the search's own access condition.
+		if ac := c.accessCond("r", *q.Filter); ac != "" {
+			where = append(where, "EXISTS (SELECT 1 FROM resources r WHERE r.tenant = h.tenant AND r.type = h.type AND r.id = h.id AND NOT r.deleted AND "+ac+")")
+		}
+	}
+	a := c.a
 	cond := strings.Join(where, " AND ")
 
 	page := &store.HistoryPage{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/fhirserver/fhirserver/fhir/search"
@@ -125,4 +126,93 @@ func RunAccess(t *testing.T, opener Opener) {
 			}
 		})
 	}
+
+	t.Run("history", func(t *testing.T) { runHistoryAccess(t, s, patientA, labA) })
+}
+
+// runHistoryAccess is the contract of HistoryQuery.Filter: the versions
+// of the resources whose current version the filter admits, at every
+// level, counted and paged alike; nothing of a resource deleted now.
+func runHistoryAccess(t *testing.T, s store.Store, patientA store.Filter, labA store.Grant) {
+	ctx := context.Background()
+	write := func(typ, id, body string) {
+		t.Helper()
+		if _, _, err := s.Update(ctx, store.Write{Tenant: store.DefaultTenant, Type: typ, ID: id, Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs := func(id, patient, category, status string) string {
+		return `{"resourceType":"Observation","id":"` + id + `","status":"` + status + `","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"` +
+			category + `"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/` + patient + `"}}`
+	}
+	write("Observation", "la", obs("la", "a", "laboratory", "amended"))
+	write("Observation", "lb", obs("lb", "b", "laboratory", "amended"))
+	// Moved from b to a: its old version (b's) is listed for a, since the
+	// decision is on the current version.
+	write("Observation", "mv", obs("mv", "b", "vital-signs", "final"))
+	write("Observation", "mv", obs("mv", "a", "vital-signs", "amended"))
+	write("Observation", "gone", obs("gone", "a", "laboratory", "final"))
+	if _, err := s.Delete(ctx, store.Delete{Tenant: store.DefaultTenant, Type: "Observation", ID: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	nothing := store.Filter{}
+	lab := store.Filter{Grants: []store.Grant{labA}}
+	for _, tc := range []struct {
+		name     string
+		f        *store.Filter
+		typ, id  string
+		want     []string
+		anyTotal bool
+	}{
+		{"system", &patientA, "", "", []string{"Observation/la/1", "Observation/la/2", "Observation/mv/1", "Observation/mv/2", "Observation/va/1", "Patient/a/1", "Practitioner/doc/1"}, false},
+		{"type", &patientA, "Observation", "", []string{"Observation/la/1", "Observation/la/2", "Observation/mv/1", "Observation/mv/2", "Observation/va/1"}, false},
+		{"instance", &patientA, "Observation", "la", []string{"Observation/la/1", "Observation/la/2"}, false},
+		{"other patient's instance", &patientA, "Observation", "lb", nil, false},
+		{"deleted instance", &patientA, "Observation", "gone", nil, false},
+		{"other patient's type", &patientA, "Patient", "", []string{"Patient/a/1"}, false},
+		{"granular", &lab, "", "", []string{"Observation/la/1", "Observation/la/2"}, false},
+		{"nothing", &nothing, "", "", nil, false},
+		{"no filter", nil, "Observation", "lb", []string{"Observation/lb/1", "Observation/lb/2"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := store.HistoryQuery{Tenant: store.DefaultTenant, Type: tc.typ, ID: tc.id, Filter: tc.f}
+			page, err := s.History(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := versionKeys(page.Versions)
+			if !slices.Equal(got, tc.want) || page.Total != int64(len(tc.want)) {
+				t.Fatalf("versions %v total %d, want %v", got, page.Total, tc.want)
+			}
+			// Pages of one.
+			q.Count = 1
+			var paged []store.Version
+			for i := 0; i < 20; i++ {
+				p, err := s.History(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Total != int64(len(tc.want)) {
+					t.Fatalf("page total %d, want %d", p.Total, len(tc.want))
+				}
+				paged = append(paged, p.Versions...)
+				if p.Next == 0 {
+					break
+				}
+				q.Cursor = p.Next
+			}
+			if got := versionKeys(paged); !slices.Equal(got, tc.want) {
+				t.Fatalf("paged %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func versionKeys(vs []store.Version) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Type+"/"+v.ID+"/"+strconv.FormatInt(v.Version, 10))
+	}
+	sort.Strings(out)
+	return out
 }
