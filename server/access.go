@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
@@ -32,7 +34,22 @@ func (h *Handler) access(r *http.Request, i authz.Interaction, typ string) (stor
 		}
 		return store.Filter{}, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s of %s", i, typ)
 	}
+	if i != authz.Search && typ != "" && wholeType(d.Filter, typ) {
+		// Everything of typ: no condition to apply. (Not for a search,
+		// whose filter also confines its includes of other types.)
+		return store.AllowAll(), nil
+	}
 	return d.Filter, nil
+}
+
+// wholeType reports whether f admits every resource of typ.
+func wholeType(f store.Filter, typ string) bool {
+	for _, g := range f.Grants {
+		if g.Compartment == nil && len(g.Where) == 0 && (len(g.Types) == 0 || slices.Contains(g.Types, typ)) {
+			return true
+		}
+	}
+	return false
 }
 
 // searchUnder runs q in the tenant under f: the store's plain search when f
@@ -73,4 +90,107 @@ func (h *Handler) readUnder(ctx context.Context, tenant, typ, id string, f store
 // notKnown is the store's answer for a resource that never existed.
 func notKnown(typ, id string) error {
 	return fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
+}
+
+// visibleIn reports whether the current version of typ/id, as the
+// transaction tx sees it (its own writes included), is inside f.
+func visibleIn(ctx context.Context, tx store.Tx, tenant, typ, id string, f store.Filter) (bool, error) {
+	fs, ok := tx.(store.FilteredSearcher)
+	if !ok {
+		return false, errors.New("server: the store's transactions cannot apply an access filter")
+	}
+	return authz.Visible(ctx, fs, tenant, typ, id, f)
+}
+
+// errOutside answers a write whose result would be outside what the
+// caller may write; the transaction is rolled back.
+func errOutside(typ string) error {
+	return fhir.Errorf(fhir.KindForbidden,
+		"the access token's scopes do not allow writing this %s: the resource would be outside them (another patient's compartment, a type or a category the token is not granted)", typ)
+}
+
+// createUnder creates w for a restricted caller: the new resource must be
+// inside f once written, checked in the same transaction, which is rolled
+// back (403) when it is not.
+func (h *Handler) createUnder(ctx context.Context, tenant string, w store.Write, f store.Filter) (*fhir.Resource, error) {
+	var res *fhir.Resource
+	err := h.store.Transact(ctx, tenant, func(tx store.Tx) error {
+		var err error
+		if res, err = tx.Create(ctx, w); err != nil {
+			return err
+		}
+		ok, err := visibleIn(ctx, tx, tenant, w.Type, res.ID, f)
+		if err == nil && !ok {
+			err = errOutside(w.Type)
+		}
+		return err
+	})
+	return res, err
+}
+
+// updateUnder updates w for a restricted caller, in one transaction: the
+// current resource (locked) must be inside fu before (else it is not known,
+// 404, like a missing one), and the new version inside fu after, or inside
+// fc when the update creates the resource (else 403, rolled back). A
+// missing or deleted resource has nothing to check before.
+func (h *Handler) updateUnder(ctx context.Context, tenant string, w store.Write, fu, fc store.Filter) (res *fhir.Resource, created bool, err error) {
+	err = h.store.Transact(ctx, tenant, func(tx store.Tx) error {
+		if _, err := tx.Read(ctx, w.Type, w.ID); err == nil {
+			ok, err := visibleIn(ctx, tx, tenant, w.Type, w.ID, fu)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notKnown(w.Type, w.ID)
+			}
+		} else if k := fhir.KindOf(err); k != fhir.KindNotFound && k != fhir.KindGone {
+			return err
+		}
+		var err error
+		if res, created, err = tx.Update(ctx, w); err != nil {
+			return err
+		}
+		after := fu
+		if created {
+			after = fc
+		}
+		ok, err := visibleIn(ctx, tx, tenant, w.Type, w.ID, after)
+		if err == nil && !ok {
+			err = errOutside(w.Type)
+		}
+		return err
+	})
+	return res, created, err
+}
+
+// deleteUnder deletes d for a restricted caller, in one transaction: the
+// current resource (locked) must be inside f (else it is not known, 404).
+// Deleting a missing or deleted resource succeeds, as for anyone. With
+// refuseReferenced, a resource that others refer to is not deleted (409);
+// the answer does not name them, since they may be outside f.
+func (h *Handler) deleteUnder(ctx context.Context, tenant string, d store.Delete, f store.Filter, refuseReferenced bool) (*fhir.Resource, error) {
+	var res *fhir.Resource
+	err := h.store.Transact(ctx, tenant, func(tx store.Tx) error {
+		if _, err := tx.Read(ctx, d.Type, d.ID); err == nil {
+			ok, err := visibleIn(ctx, tx, tenant, d.Type, d.ID, f)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notKnown(d.Type, d.ID)
+			}
+		} else if k := fhir.KindOf(err); k != fhir.KindNotFound && k != fhir.KindGone {
+			return err
+		}
+		var err error
+		if res, err = tx.Delete(ctx, d); err != nil || res == nil || !refuseReferenced {
+			return err
+		}
+		by, err := tx.ReferencedBy(ctx, d.Type, d.ID, 1)
+		if err == nil && len(by) > 0 {
+			err = fhir.Errorf(fhir.KindConflict, "%s/%s cannot be deleted: other resources refer to it (this server refuses to delete referenced resources)", d.Type, d.ID)
+		}
+		return err
+	})
+	return res, err
 }

@@ -32,8 +32,9 @@ type accessCaller struct {
 	// confined: only patient A's compartment (plus non-patient types);
 	// obsOnly: only Observation; lab: only laboratory Observations.
 	confined, obsOnly, lab bool
-	// writes: the token's write permission is unrestricted.
-	writes bool
+	// writes: the token's write permission is unrestricted; cw: it is
+	// confined to patient A's compartment.
+	writes, cw bool
 }
 
 // TestAccessMatrix runs every enforced read path (search at system, type
@@ -80,13 +81,20 @@ func TestAccessMatrix(t *testing.T) {
 			bOrg = r.ID
 		}
 	}
-	var aObs string
+	var aObsList, bObsList []string
 	for _, r := range data.files[0] {
 		if r.Type == "Observation" {
-			aObs = r.ID
-			break
+			aObsList = append(aObsList, r.ID)
 		}
 	}
+	for _, r := range bData {
+		if r.Type == "Observation" {
+			bObsList = append(bObsList, r.ID)
+		}
+	}
+	// aObs and bObs are read; the others are written.
+	aObs, aMove, aUpd, aDel := aObsList[0], aObsList[1], aObsList[2], aObsList[3]
+	bDel := bObsList[1]
 
 	isLab := func(r *sampleResource) bool {
 		cats, _ := r.JSON["category"].([]any)
@@ -115,7 +123,7 @@ func TestAccessMatrix(t *testing.T) {
 	callers := []accessCaller{
 		{name: "patient v2 *.rs", caller: &authz.Caller{Scopes: []string{"launch/patient", "patient/*.rs"}, Patient: a}, confined: true},
 		{name: "patient v1 *.read", caller: &authz.Caller{Scopes: []string{"patient/*.read"}, Patient: a}, confined: true},
-		{name: "patient v1 *.* (writes confined)", caller: &authz.Caller{Scopes: []string{"patient/*.*"}, Patient: a}, confined: true},
+		{name: "patient v1 *.* (writes confined)", caller: &authz.Caller{Scopes: []string{"patient/*.*"}, Patient: a}, confined: true, cw: true},
 		{name: "patient v2 Observation.rs", caller: &authz.Caller{Scopes: []string{"patient/Observation.rs"}, Patient: a}, confined: true, obsOnly: true},
 		{name: "patient granular lab", caller: &authz.Caller{Scopes: []string{"patient/Observation.rs?category=" + labCategory}, Patient: a}, confined: true, obsOnly: true, lab: true},
 		{name: "patient user (fhirUser) user/*.rs", caller: &authz.Caller{Scopes: []string{"user/*.rs"}, FHIRUserType: "Patient", FHIRUserID: a}, confined: true},
@@ -178,7 +186,20 @@ func TestAccessMatrix(t *testing.T) {
 
 	type request struct {
 		name, method, path, body string
+		header                   []string
 		check                    func(t *testing.T, c accessCaller, code int, body string)
+	}
+	obsBody := func(id, patient, status string) string {
+		idm := ""
+		if id != "" {
+			idm = `"id":"` + id + `",`
+		}
+		return `{"resourceType":"Observation",` + idm + `"status":"` + status + `","code":{"text":"x"},"subject":{"reference":"Patient/` + patient + `"}}`
+	}
+	// readAs reads key with an unrestricted token.
+	readAs := func(t *testing.T, key string) string {
+		t.Helper()
+		return do(t, s, "GET", "/fhir/"+key, "", "Authorization", "Bearer "+tokenOf("system v2 *.rs")).Body.String()
 	}
 	obsAll := func(c accessCaller) []string { return obs(c) }
 	patients := func(c accessCaller) []string {
@@ -427,9 +448,33 @@ func TestAccessMatrix(t *testing.T) {
 				t.Fatalf("_count=0 total %d, want %d", *decodeBundle(t, body).Total, want)
 			}
 		}},
-		// Unrestricted-only interactions: 403 for every restricted token.
-		{name: "create", method: "POST", path: "/fhir/Observation",
-			body: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + b + `"}}`,
+		// Writes: checked before and after in one transaction. Each
+		// request writes its own resources, so that callers do not meet
+		// each other's results except where the check says so.
+		{name: "create for B", method: "POST", path: "/fhir/Observation", body: obsBody("", b, "final"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				switch {
+				case c.cw:
+					forbidden(t, code, body)
+				case c.writes:
+					if code != http.StatusCreated {
+						t.Fatalf("status %d: %.300s", code, body)
+					}
+				default:
+					forbidden(t, code, body)
+				}
+			}},
+		{name: "create for A", method: "POST", path: "/fhir/Observation", body: obsBody("", a, "final"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				if !c.writes && !c.cw {
+					forbidden(t, code, body)
+					return
+				}
+				if code != http.StatusCreated {
+					t.Fatalf("status %d: %.300s", code, body)
+				}
+			}},
+		{name: "conditional create", method: "POST", path: "/fhir/Observation", body: obsBody("", a, "final"), header: []string{"If-None-Exist", "code:text=nothing-like-this"},
 			check: func(t *testing.T, c accessCaller, code int, body string) {
 				if !c.writes {
 					forbidden(t, code, body)
@@ -439,8 +484,100 @@ func TestAccessMatrix(t *testing.T) {
 					t.Fatalf("status %d: %.300s", code, body)
 				}
 			}},
-		{name: "delete", method: "DELETE", path: "/fhir/Observation/" + bObs + "-none", check: func(t *testing.T, c accessCaller, code int, body string) {
+		{name: "update B's observation", method: "PUT", path: "/fhir/Observation/" + bObs, body: obsBody(bObs, b, "amended"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				switch {
+				case c.cw:
+					notFound(t, code, body, "Observation/"+bObs)
+				case c.writes:
+					wantOK(t, code, body)
+				default:
+					forbidden(t, code, body)
+				}
+			}},
+		{name: "move A's observation to B", method: "PUT", path: "/fhir/Observation/" + aMove, body: obsBody(aMove, b, "amended"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				switch {
+				case c.cw:
+					forbidden(t, code, body)
+					if got := readAs(t, "Observation/"+aMove); !strings.Contains(got, `"reference":"Patient/`+a) && !strings.Contains(got, a) {
+						t.Fatalf("moved although refused: %.300s", got)
+					}
+				case c.writes:
+					wantOK(t, code, body) // after the confined writer: moves it
+				default:
+					forbidden(t, code, body)
+				}
+			}},
+		{name: "update own observation", method: "PUT", path: "/fhir/Observation/" + aUpd, body: obsBody(aUpd, a, "amended"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				if !c.writes && !c.cw {
+					forbidden(t, code, body)
+					return
+				}
+				wantOK(t, code, body)
+			}},
+		{name: "update-as-create for B", method: "PUT", path: "/fhir/Observation/new-for-b", body: obsBody("new-for-b", b, "final"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				switch {
+				case c.cw:
+					forbidden(t, code, body)
+					if got := readAs(t, "Observation/new-for-b"); !strings.Contains(got, "not known") {
+						t.Fatalf("created although refused: %.300s", got)
+					}
+				case c.writes:
+					if code != http.StatusCreated && code != http.StatusOK {
+						t.Fatalf("status %d: %.300s", code, body)
+					}
+				default:
+					forbidden(t, code, body)
+				}
+			}},
+		{name: "update-as-create for A", method: "PUT", path: "/fhir/Observation/new-for-a", body: obsBody("new-for-a", a, "final"),
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				if !c.writes && !c.cw {
+					forbidden(t, code, body)
+					return
+				}
+				if code != http.StatusCreated && code != http.StatusOK {
+					t.Fatalf("status %d: %.300s", code, body)
+				}
+			}},
+		{name: "patch", method: "PATCH", path: "/fhir/Observation/" + aUpd, body: `[{"op":"replace","path":"/status","value":"final"}]`,
+			header: []string{"Content-Type", "application/json-patch+json"},
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				if !c.writes {
+					forbidden(t, code, body) // unrestricted-only
+					return
+				}
+				wantOK(t, code, body)
+			}},
+		{name: "conditional delete", method: "DELETE", path: "/fhir/Observation?code:text=nothing-like-that", check: func(t *testing.T, c accessCaller, code int, body string) {
 			if !c.writes {
+				forbidden(t, code, body) // unrestricted-only
+				return
+			}
+			if code != http.StatusNoContent && code != http.StatusOK {
+				t.Fatalf("status %d: %.300s", code, body)
+			}
+		}},
+		{name: "delete B's observation", method: "DELETE", path: "/fhir/Observation/" + bDel, check: func(t *testing.T, c accessCaller, code int, body string) {
+			switch {
+			case c.cw:
+				notFound(t, code, body, "Observation/"+bDel)
+				if got := readAs(t, "Observation/"+bDel); !strings.Contains(got, bDel) || strings.Contains(got, "deleted") {
+					t.Fatalf("deleted although refused: %.300s", got)
+				}
+			case c.writes:
+				if code != http.StatusNoContent {
+					t.Fatalf("status %d: %.300s", code, body)
+				}
+			default:
+				forbidden(t, code, body)
+			}
+		}},
+		{name: "delete own observation", method: "DELETE", path: "/fhir/Observation/" + aDel, check: func(t *testing.T, c accessCaller, code int, body string) {
+			if !c.writes && !c.cw {
 				forbidden(t, code, body)
 				return
 			}
@@ -448,6 +585,27 @@ func TestAccessMatrix(t *testing.T) {
 				t.Fatalf("status %d: %.300s", code, body)
 			}
 		}},
+		{name: "delete missing", method: "DELETE", path: "/fhir/Observation/" + bObs + "-none", check: func(t *testing.T, c accessCaller, code int, body string) {
+			if !c.writes && !c.cw {
+				forbidden(t, code, body)
+				return
+			}
+			if code != http.StatusNoContent {
+				t.Fatalf("status %d: %.300s", code, body)
+			}
+		}},
+		{name: "read a deleted observation", path: "/fhir/Observation/" + aDel, check: func(t *testing.T, c accessCaller, code int, body string) {
+			if c.confined || c.lab {
+				// Restricted: a deletion has no compartment or category to
+				// decide on, so it is not known.
+				notFound(t, code, body, "Observation/"+aDel)
+				return
+			}
+			if code != http.StatusGone {
+				t.Fatalf("status %d, want 410: %.300s", code, body)
+			}
+		}},
+		// Bundles stay unrestricted-only.
 		{name: "batch", method: "POST", path: "/fhir",
 			body: `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + b + `"}}]}`,
 			check: func(t *testing.T, c accessCaller, code int, body string) {
@@ -477,6 +635,7 @@ func TestAccessMatrix(t *testing.T) {
 				if rq.body != "" {
 					header = append(header, "Content-Type", "application/fhir+json")
 				}
+				header = append(header, rq.header...)
 				res := do(t, s, method, rq.path, rq.body, header...)
 				body := res.Body.String()
 				if c.confined {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/fhirserver/fhirserver/authz"
@@ -20,15 +21,24 @@ import (
 //   - history (instance, type, system): the filter is passed to the store
 //     (store.HistoryQuery.Filter): the versions of the resources whose
 //     current version it admits; an instance outside it is not found.
+//   - create, update (update-as-create needs create too) and delete: in one
+//     store transaction, the current resource must be inside the filter
+//     before (else 404, like a missing one) and the written one after (else
+//     403, and the transaction is rolled back), so that a write can neither
+//     reach into nor move a resource out of what the caller may write.
+//     Conditional create (If-None-Exist) is refused by the handler.
 //
-// Every other interaction (create, update, patch, delete, the
-// conditional writes, batch and transaction Bundles, operations) still
-// needs a permission that is unrestricted on every type.
+// Every other interaction (patch, conditional update, patch and delete,
+// batch and transaction Bundles, operations) still needs a permission that
+// is unrestricted on every type.
 var enforced = map[authz.Interaction]bool{
 	authz.Search:  true,
 	authz.Read:    true,
 	authz.VRead:   true,
 	authz.History: true,
+	authz.Create:  true, // not conditional create: the handler refuses it
+	authz.Update:  true,
+	authz.Delete:  true,
 }
 
 // requireUnrestricted is the access check of AuthSmart in front of the
@@ -48,13 +58,18 @@ func (h *Handler) requireUnrestricted(next http.Handler) http.Handler {
 			h.writeError(w, r, fhir.Errorf(fhir.KindUnauthorized, "this request needs an access token (Authorization: Bearer)"))
 			return
 		}
-		for _, i := range interactionsOf(r.Method, fhirPath(r)) {
+		is := interactionsOf(r.Method, fhirPath(r))
+		// A Bundle (or anything not recognised) may perform every
+		// interaction, and its entries are not decided one by one: it
+		// needs each permission unrestricted, enforced or not.
+		bundle := slices.Equal(is, everything)
+		for _, i := range is {
 			d := caller.Decide(authz.Request{Interaction: i})
 			if !d.Allow {
 				h.writeError(w, r, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s", i))
 				return
 			}
-			if enforced[i] {
+			if enforced[i] && !bundle {
 				continue
 			}
 			if !d.Filter.IsAllowAll() {

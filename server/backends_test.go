@@ -21,7 +21,7 @@ var pg pgtest.Harness
 func TestMain(m *testing.M) { os.Exit(pg.RunMain(m)) }
 
 // newPGHandler is newServer on a fresh PostgreSQL database.
-func newPGHandler(t *testing.T, change ...func(*server.Deps)) http.Handler {
+func newPGHandler(t testing.TB, change ...func(*server.Deps)) http.Handler {
 	t.Helper()
 	st, err := postgres.Open(context.Background(), pg.NewDatabase(t))
 	if err != nil {

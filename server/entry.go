@@ -141,6 +141,12 @@ func (h *Handler) runEntries(ctx context.Context, tx store.Tx, t tenant, m mode,
 		return err
 	}
 	for _, group := range [][]string{{"DELETE"}, {"POST"}, {"PUT", "PATCH"}} {
+		if group[0] == "POST" {
+			if err := r.createAll(); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, e := range entries {
 			if !slicesContains(group, e.method) {
 				continue
@@ -352,7 +358,51 @@ func (r *runner) conditionalReferences() (bool, error) {
 	return seen, nil
 }
 
-// write carries out a DELETE, POST, PUT or PATCH.
+// createAll carries out the POST entries: those whose ifNoneExist found a
+// resource answer with it, the others are created together
+// (Tx.CreateAll: one statement on PostgreSQL).
+func (r *runner) createAll() error {
+	var creates []*entry
+	var ws []store.Write
+	for _, e := range r.entries {
+		if e.method != "POST" {
+			continue
+		}
+		if e.matched != nil {
+			e.result = entryResult{status: http.StatusOK, res: e.matched,
+				msg: fmt.Sprintf("%s/%s matches the criteria; nothing was created", e.typ, e.matched.ID)}
+			r.present[store.Ref{Type: e.typ, ID: e.matched.ID}] = true
+			continue
+		}
+		creates = append(creates, e)
+		ws = append(ws, store.Write{Type: e.typ, ID: e.id, Body: e.out})
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	created, err := r.tx.CreateAll(r.ctx, ws)
+	if err != nil {
+		// Blame the entry the message names, if any.
+		msg := fhir.MessageOf(err)
+		for _, e := range creates {
+			if strings.Contains(msg, e.typ+"/"+e.id) {
+				return e.fail(err)
+			}
+		}
+		if len(creates) == 1 {
+			return creates[0].fail(err)
+		}
+		return err
+	}
+	for i, e := range creates {
+		res := created[i]
+		r.present[store.Ref{Type: e.typ, ID: res.ID}] = true
+		e.result = entryResult{status: http.StatusCreated, res: res, msg: fmt.Sprintf("created %s/%s", e.typ, res.ID)}
+	}
+	return nil
+}
+
+// write carries out a DELETE, PUT or PATCH.
 func (r *runner) write(e *entry) error {
 	ctx, tx := r.ctx, r.tx
 	switch e.method {
@@ -379,20 +429,6 @@ func (r *runner) write(e *entry) error {
 		default:
 			e.result.msg = fmt.Sprintf("%s/%s did not exist or was already deleted", e.typ, e.id)
 		}
-		return nil
-	case "POST":
-		if e.matched != nil {
-			e.result = entryResult{status: http.StatusOK, res: e.matched,
-				msg: fmt.Sprintf("%s/%s matches the criteria; nothing was created", e.typ, e.matched.ID)}
-			r.present[store.Ref{Type: e.typ, ID: e.matched.ID}] = true
-			return nil
-		}
-		res, err := tx.Create(ctx, store.Write{Type: e.typ, ID: e.id, Body: e.out})
-		if err != nil {
-			return err
-		}
-		r.present[store.Ref{Type: e.typ, ID: res.ID}] = true
-		e.result = entryResult{status: http.StatusCreated, res: res, msg: fmt.Sprintf("created %s/%s", e.typ, res.ID)}
 		return nil
 	case "PUT":
 		id := e.targets[0]

@@ -48,7 +48,7 @@ func newServer(t *testing.T, change ...func(*server.Deps)) *testServer {
 
 // routerOn builds the router on st with the real validator and a captured
 // log (shown when the test fails); change may adjust the Deps first.
-func routerOn(t *testing.T, st server.Store, change ...func(*server.Deps)) (http.Handler, *syncBuffer) {
+func routerOn(t testing.TB, st server.Store, change ...func(*server.Deps)) (http.Handler, *syncBuffer) {
 	t.Helper()
 	v, err := validator()
 	if err != nil {

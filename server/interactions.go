@@ -100,12 +100,28 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	f, err := h.access(r, authz.Create, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	if r.Header.Get("If-None-Exist") != "" {
+		if !f.IsAllowAll() {
+			h.writeError(w, r, fhir.Errorf(fhir.KindForbidden,
+				"the access token's scopes allow create only on part of the data, and this server serves conditional create (If-None-Exist) only to tokens with unrestricted scopes"))
+			return
+		}
 		h.conditionalCreate(w, r, typ, body)
 		return
 	}
 	t := h.tenantFrom(r.Context())
-	res, err := h.store.Create(r.Context(), store.Write{Tenant: t.name, Type: typ, Body: body})
+	wr := store.Write{Tenant: t.name, Type: typ, Body: body}
+	var res *fhir.Resource
+	if f.IsAllowAll() {
+		res, err = h.store.Create(r.Context(), wr)
+	} else {
+		res, err = h.createUnder(r.Context(), t.name, wr, f)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -150,10 +166,26 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	fu, err := h.access(r, authz.Update, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	// An update that creates needs create as well; without it the
+	// creation is refused after the fact (nothing admitted).
+	fc, cerr := h.access(r, authz.Create, typ)
+	if cerr != nil {
+		fc = store.Filter{}
+	}
 	t := h.tenantFrom(r.Context())
-	res, created, err := h.store.Update(r.Context(), store.Write{
-		Tenant: t.name, Type: typ, ID: id, Body: body, IfMatch: ifMatch,
-	})
+	wr := store.Write{Tenant: t.name, Type: typ, ID: id, Body: body, IfMatch: ifMatch}
+	var res *fhir.Resource
+	var created bool
+	if fu.IsAllowAll() && fc.IsAllowAll() {
+		res, created, err = h.store.Update(r.Context(), wr)
+	} else {
+		res, created, err = h.updateUnder(r.Context(), t.name, wr, fu, fc)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -184,13 +216,24 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if h.deleteReferenced == DeleteRefuse {
+	f, err := h.access(r, authz.Delete, typ)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if h.deleteReferenced == DeleteRefuse && f.IsAllowAll() {
 		// The reference check and the delete in one transaction.
 		h.runOne(w, r, &entry{index: -1, method: "DELETE", typ: typ, id: id, ifMatch: ifMatch})
 		return
 	}
 	t := h.tenantFrom(r.Context())
-	res, err := h.store.Delete(r.Context(), store.Delete{Tenant: t.name, Type: typ, ID: id, IfMatch: ifMatch})
+	d := store.Delete{Tenant: t.name, Type: typ, ID: id, IfMatch: ifMatch}
+	var res *fhir.Resource
+	if f.IsAllowAll() {
+		res, err = h.store.Delete(r.Context(), d)
+	} else {
+		res, err = h.deleteUnder(r.Context(), t.name, d, f, h.deleteReferenced == DeleteRefuse)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -175,6 +175,11 @@ type Tx interface {
 	// gets that id, and KindConflict is the answer when a resource with
 	// that id exists or ever existed. History records a create either way.
 	Create(ctx context.Context, w Write) (*fhir.Resource, error)
+	// CreateAll is Create for several new resources at once, each with
+	// its w.ID set (KindConflict when any exists or existed), written with
+	// as few statements as the database allows; the results are in the
+	// order of ws.
+	CreateAll(ctx context.Context, ws []Write) ([]*fhir.Resource, error)
 	// Update is Store.Update.
 	Update(ctx context.Context, w Write) (res *fhir.Resource, created bool, err error)
 	// Delete is Store.Delete.

@@ -85,6 +85,13 @@ func (t *tx) VRead(ctx context.Context, typ, id string, version int64) (*fhir.Re
 
 // Search implements store.Tx: the store's search, run on the transaction.
 func (t *tx) Search(ctx context.Context, q *search.Query) (*store.SearchPage, error) {
+	return t.SearchAccess(ctx, t.tenant, q, AllowAll())
+}
+
+// SearchAccess implements store.FilteredSearcher on the transaction (what
+// it has written included), so that the checks around a write (authz.Visible)
+// run inside it; the transaction's tenant applies, tenant is ignored.
+func (t *tx) SearchAccess(ctx context.Context, tenant string, q *search.Query, a Access) (*store.SearchPage, error) {
 	if t.view == nil {
 		t.view = &Store{
 			Driver:         txDriver{Driver: t.s.Driver, tx: t.q},
@@ -95,8 +102,10 @@ func (t *tx) Search(ctx context.Context, q *search.Query) (*store.SearchPage, er
 			SlowQueryAfter: t.s.SlowQueryAfter,
 		}
 	}
-	return t.view.Search(ctx, t.tenant, q)
+	return t.view.SearchAccess(ctx, t.tenant, q, a)
 }
+
+var _ store.FilteredSearcher = (*tx)(nil)
 
 // Lock implements store.Tx.
 func (t *tx) Lock(ctx context.Context, key string) error {

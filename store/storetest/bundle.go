@@ -333,3 +333,78 @@ func testTxConcurrentReadModifyWrite(t *testing.T, s store.Store) {
 		t.Fatalf("after %d read-modify-writes the counter is %d at version %d: an update was lost", writers*rounds, n, got.Version)
 	}
 }
+
+func testTxCreateAll(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ws := []store.Write{
+		write("Patient", "all-p", `{"resourceType":"Patient","identifier":[{"system":"http://all","value":"p"}],"extension":[{"url":"http://e","valueDecimal":176.35499866729558}]}`),
+		write("Observation", "all-o1", `{"resourceType":"Observation","status":"final","code":{"text":"all"},"subject":{"reference":"Patient/all-p"}}`),
+		write("Observation", "all-o2", `{"resourceType":"Observation","status":"final","code":{"text":"all"},"subject":{"reference":"Patient/all-p"}}`),
+	}
+	var got []*fhir.Resource
+	err := s.Transact(ctx, store.DefaultTenant, func(tx store.Tx) error {
+		var err error
+		if got, err = tx.CreateAll(ctx, ws); err != nil {
+			return err
+		}
+		// Searchable in the transaction at once.
+		page, err := tx.Search(ctx, query(t, []string{"Observation"}, nil, "subject=Patient/all-p"))
+		if err == nil && len(page.Matches) != 2 {
+			err = fmt.Errorf("search in the transaction found %v", keysOf(page.Matches))
+		}
+		return err
+	})
+	must(t, err)
+	if len(got) != 3 {
+		t.Fatalf("CreateAll returned %d resources", len(got))
+	}
+	for i, r := range got {
+		if r.ID != ws[i].ID || r.Type != ws[i].Type || r.Version != 1 {
+			t.Fatalf("result %d is %s/%s version %d", i, r.Type, r.ID, r.Version)
+		}
+		stored, err := s.Read(ctx, store.DefaultTenant, r.Type, r.ID)
+		must(t, err)
+		if !sameJSON(stored.Body, r.Body) || !stored.LastUpdated.Equal(r.LastUpdated) {
+			t.Fatalf("stored %s differs from the result %s", stored.Body, r.Body)
+		}
+	}
+	if !strings.Contains(string(got[0].Body), "176.35499866729558") {
+		t.Fatalf("decimal precision lost: %s", got[0].Body)
+	}
+	page, err := s.History(ctx, store.HistoryQuery{Type: "Observation", ID: "all-o1", Count: 10})
+	must(t, err)
+	if len(page.Versions) != 1 || page.Versions[0].Op != store.OpCreate {
+		t.Fatalf("history %+v, want one create", page.Versions)
+	}
+	sp, err := s.Search(ctx, store.DefaultTenant, query(t, []string{"Patient"}, nil, "identifier=http://all|p"))
+	must(t, err)
+	if len(sp.Matches) != 1 {
+		t.Fatalf("the index of CreateAll is missing: %v", keysOf(sp.Matches))
+	}
+
+	// An id that exists fails the whole call, and the transaction stores
+	// nothing of it.
+	_, err = s.Delete(ctx, store.Delete{Type: "Observation", ID: "all-o2"})
+	must(t, err)
+	for _, clash := range []string{"all-o1", "all-o2"} {
+		err = s.Transact(ctx, store.DefaultTenant, func(tx store.Tx) error {
+			_, err := tx.CreateAll(ctx, []store.Write{
+				write("Observation", "all-new", `{"resourceType":"Observation","status":"final","code":{"text":"new"}}`),
+				write("Observation", clash, `{"resourceType":"Observation","status":"final","code":{"text":"again"}}`),
+			})
+			return err
+		})
+		wantKind(t, err, fhir.KindConflict)
+		if !strings.Contains(fhir.MessageOf(err), "Observation/"+clash) {
+			t.Errorf("the conflict does not name Observation/%s: %v", clash, err)
+		}
+		if _, err := s.Read(ctx, store.DefaultTenant, "Observation", "all-new"); fhir.KindOf(err) != fhir.KindNotFound {
+			t.Fatalf("a failed CreateAll stored all-new: %v", err)
+		}
+	}
+	err = s.Transact(ctx, store.DefaultTenant, func(tx store.Tx) error {
+		_, err := tx.CreateAll(ctx, []store.Write{write("Basic", "twice", `{"resourceType":"Basic"}`), write("Basic", "twice", `{"resourceType":"Basic"}`)})
+		return err
+	})
+	wantKind(t, err, fhir.KindConflict)
+}

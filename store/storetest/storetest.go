@@ -47,6 +47,7 @@ func Run(t *testing.T, opener Opener) {
 		{"TxAtomic", testTxAtomic},
 		{"TxSeesOwnWrites", testTxSeesOwnWrites},
 		{"TxCreateWithID", testTxCreateWithID},
+		{"TxCreateAll", testTxCreateAll},
 		{"TxTenant", testTxTenant},
 		{"TxReferences", testTxReferences},
 		{"TxConcurrentReadModifyWrite", testTxConcurrentReadModifyWrite},
