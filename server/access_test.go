@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fhirserver/fhirserver/authz"
+	"github.com/fhirserver/fhirserver/importer"
 	"github.com/fhirserver/fhirserver/server"
+	"github.com/fhirserver/fhirserver/store/postgres"
 )
 
 // mapVerifier maps a token string to a caller: the bearer middleware is
@@ -46,12 +49,43 @@ type accessCaller struct {
 // counts or includes anything of patient B, that another patient's
 // resource is 404 (like a missing one) and that a good token lacking the
 // scope gets 403 with an OperationOutcome.
+//
+// It runs on SQLite and on PostgreSQL (skipped without PostgreSQL, unless
+// required).
 func TestAccessMatrix(t *testing.T) {
-	tokens := mapVerifier{}
-	s, data := syntheaServer(t, func(d *server.Deps) {
-		d.AuthMode = server.AuthSmart
-		d.TokenVerifier = tokens
+	smart := func(tokens mapVerifier) func(*server.Deps) {
+		return func(d *server.Deps) {
+			d.AuthMode = server.AuthSmart
+			d.TokenVerifier = tokens
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		tokens := mapVerifier{}
+		s, data := syntheaServer(t, smart(tokens))
+		runAccessMatrix(t, s, data, tokens)
 	})
+	t.Run("postgres", func(t *testing.T) {
+		tokens := mapVerifier{}
+		st, err := postgres.Open(context.Background(), pg.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		h, _ := routerOn(t, st, smart(tokens))
+		v, err := validator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		im := importer.Importer{Store: st, Validator: v}
+		stats, err := im.ImportPaths(context.Background(), []string{filepath.Join("..", "testdata", "synthea")})
+		if err != nil || len(stats.Errors) > 0 || stats.Created != 144 {
+			t.Fatalf("import: %+v %v", stats, err)
+		}
+		runAccessMatrix(t, h, readSynthea(t), tokens)
+	})
+}
+
+func runAccessMatrix(t *testing.T, s http.Handler, data *synthea, tokens mapVerifier) {
 	inFile := func(i int) (patient string, compartment []*sampleResource) {
 		for _, r := range data.files[i] {
 			if r.Type == "Patient" {
