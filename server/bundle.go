@@ -101,6 +101,17 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request) {
 
 	var rw *rewriter
 	if transaction {
+		seen := map[string]int{}
+		for i, e := range entries {
+			if e.fullURL == "" {
+				continue
+			}
+			if first, dup := seen[e.fullURL]; dup {
+				h.writeError(w, r, e.fail(fhir.Errorf(fhir.KindInvalid, "fullUrl %q is also the fullUrl of Bundle.entry[%d]", e.fullURL, first)))
+				return
+			}
+			seen[e.fullURL] = i
+		}
 		rw = h.staticReferences(entries)
 	}
 	for i, err := range h.validateEntries(entries) {
@@ -160,6 +171,19 @@ func (h *Handler) parseEntry(t tenant, i int, in *bundleEntryIn) (*entry, error)
 	}
 	req := in.Request
 	e := &entry{index: i, fullURL: in.FullURL, method: req.Method, url: req.URL}
+	if f := in.FullURL; f != "" {
+		// bdl-8 and the fullUrl rules: absolute (a URL or a urn:), never a
+		// version-specific reference.
+		if !strings.HasPrefix(f, "urn:uuid:") && !strings.HasPrefix(f, "urn:oid:") &&
+			!strings.HasPrefix(f, "http://") && !strings.HasPrefix(f, "https://") {
+			return nil, &fhir.Error{Kind: fhir.KindInvalid, Expression: []string{fmt.Sprintf("Bundle.entry[%d].fullUrl", i)},
+				Message: fmt.Sprintf("fullUrl %q is not absolute (an http(s) URL, urn:uuid: or urn:oid:)", f)}
+		}
+		if strings.Contains(f, "/_history/") {
+			return nil, &fhir.Error{Kind: fhir.KindInvalid, Expression: []string{fmt.Sprintf("Bundle.entry[%d].fullUrl", i)},
+				Message: fmt.Sprintf("fullUrl %q names a version; it must name the resource", f)}
+		}
+	}
 	switch e.method {
 	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
 	default:
@@ -443,6 +467,11 @@ func (h *Handler) bundleResponse(r *http.Request, t tenant, typ string, entries 
 	var b bytes.Buffer
 	b.WriteString(`{"resourceType":"Bundle","type":`)
 	writeJSONString(&b, typ)
+	if len(entries) == 0 {
+		// FHIR JSON has no empty arrays.
+		b.WriteByte('}')
+		return b.Bytes()
+	}
 	b.WriteString(`,"entry":[`)
 	for i, e := range entries {
 		if i > 0 {

@@ -302,6 +302,19 @@ func testTransaction(t *testing.T, newHandler func(t *testing.T) http.Handler) {
 			After: []servertest.Scenario{{Path: "/fhir/Organization", ExpectStatus: 200, ExpectContains: []string{`"total":0`}}},
 		},
 		{
+			Name: "a fullUrl twice", Method: http.MethodPost, Path: "/fhir", Header: fhirJSON,
+			Body: txBundle(
+				entryOf("urn:uuid:a", "POST", "Patient", `{"resourceType":"Patient"}`, ""),
+				entryOf("urn:uuid:a", "POST", "Patient", `{"resourceType":"Patient"}`, ""),
+			),
+			ExpectStatus: 400, Check: expectOutcome("invalid", `Bundle.entry[1] (POST Patient): fullUrl "urn:uuid:a" is also the fullUrl of Bundle.entry[0]`), After: nothingStored(),
+		},
+		{
+			Name: "a relative fullUrl", Method: http.MethodPost, Path: "/fhir", Header: fhirJSON,
+			Body:         txBundle(entryOf("Patient/1", "POST", "Patient", `{"resourceType":"Patient"}`, "")),
+			ExpectStatus: 400, Check: expectOutcome("invalid", "is not absolute"), After: nothingStored(),
+		},
+		{
 			Name: "not a transaction or batch", Method: http.MethodPost, Path: "/fhir", Header: fhirJSON,
 			Body:         bundleOf("collection", entryOf("", "POST", "Patient", `{"resourceType":"Patient"}`, "")),
 			ExpectStatus: 400, Check: expectOutcome("invalid", `not "collection"`), After: nothingStored(),
@@ -427,6 +440,14 @@ func testTransaction(t *testing.T, newHandler func(t *testing.T) http.Handler) {
 		}
 		servertest.Scenario{Path: "/fhir/Patient/p1", ExpectStatus: 200, Check: expectJSON(`"gender":"female"`, `"versionId":"2"`)}.Do(t, h)
 		servertest.Scenario{Path: "/fhir/Patient/p2", ExpectStatus: 200, Check: expectJSON(`"birthDate":"2001-02-03"`, `"versionId":"2"`)}.Do(t, h)
+	})
+
+	t.Run("an empty transaction", func(t *testing.T) {
+		h := newHandler(t)
+		code, body := postBundle(t, h, `{"resourceType":"Bundle","type":"transaction"}`)
+		if code != 200 || body != `{"resourceType":"Bundle","type":"transaction-response"}` {
+			t.Fatalf("status %d: %s", code, body)
+		}
 	})
 
 	t.Run("Prefer return=OperationOutcome", func(t *testing.T) {
