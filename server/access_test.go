@@ -127,8 +127,8 @@ func runAccessMatrix(t *testing.T, s http.Handler, data *synthea, tokens mapVeri
 		}
 	}
 	// aObs and bObs are read; the others are written.
-	aObs, aMove, aUpd, aDel := aObsList[0], aObsList[1], aObsList[2], aObsList[3]
-	bDel := bObsList[1]
+	aObs, aMove, aUpd, aDel, aPatchMove := aObsList[0], aObsList[1], aObsList[2], aObsList[3], aObsList[4]
+	bDel, bPatch := bObsList[1], bObsList[2]
 
 	isLab := func(r *sampleResource) bool {
 		cats, _ := r.JSON["category"].([]any)
@@ -578,6 +578,43 @@ func runAccessMatrix(t *testing.T, s http.Handler, data *synthea, tokens mapVeri
 				}
 			}},
 		{name: "patch", method: "PATCH", path: "/fhir/Observation/" + aUpd, body: `[{"op":"replace","path":"/status","value":"final"}]`,
+			header: []string{"Content-Type", "application/json-patch+json"},
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				if !c.writes && !c.cw {
+					forbidden(t, code, body)
+					return
+				}
+				wantOK(t, code, body)
+			}},
+		{name: "patch B's observation", method: "PATCH", path: "/fhir/Observation/" + bPatch, body: `[{"op":"replace","path":"/status","value":"amended"}]`,
+			header: []string{"Content-Type", "application/json-patch+json"},
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				switch {
+				case c.cw:
+					notFound(t, code, body, "Observation/"+bPatch)
+				case c.writes:
+					wantOK(t, code, body)
+				default:
+					forbidden(t, code, body)
+				}
+			}},
+		{name: "patch A's observation over to B", method: "PATCH", path: "/fhir/Observation/" + aPatchMove,
+			body:   `[{"op":"replace","path":"/subject/reference","value":"Patient/` + b + `"}]`,
+			header: []string{"Content-Type", "application/json-patch+json"},
+			check: func(t *testing.T, c accessCaller, code int, body string) {
+				switch {
+				case c.cw:
+					forbidden(t, code, body)
+					if got := readAs(t, "Observation/"+aPatchMove); strings.Contains(got, b) {
+						t.Fatalf("moved although refused: %.300s", got)
+					}
+				case c.writes:
+					wantOK(t, code, body)
+				default:
+					forbidden(t, code, body)
+				}
+			}},
+		{name: "conditional patch", method: "PATCH", path: "/fhir/Observation?_id=" + aUpd, body: `[{"op":"replace","path":"/status","value":"final"}]`,
 			header: []string{"Content-Type", "application/json-patch+json"},
 			check: func(t *testing.T, c accessCaller, code int, body string) {
 				if !c.writes {

@@ -27,8 +27,10 @@ import (
 //     403, and the transaction is rolled back), so that a write can neither
 //     reach into nor move a resource out of what the caller may write.
 //     Conditional create (If-None-Exist) is refused by the handler.
+//   - patch (instance level): as update, in the transaction that reads,
+//     patches and writes.
 //
-// Every other interaction (patch, conditional update, patch and delete,
+// Every other interaction (conditional update, patch and delete,
 // batch and transaction Bundles, operations) still needs a permission that
 // is unrestricted on every type.
 var enforced = map[authz.Interaction]bool{
@@ -39,6 +41,7 @@ var enforced = map[authz.Interaction]bool{
 	authz.Create:  true, // not conditional create: the handler refuses it
 	authz.Update:  true,
 	authz.Delete:  true,
+	authz.Patch:   true, // not conditional patch
 }
 
 // requireUnrestricted is the access check of AuthSmart in front of the
