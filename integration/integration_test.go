@@ -308,6 +308,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"serve", "--no-such-flag"}, 2, ""},
 		{[]string{"migrate", "--database-url", "mysql://x"}, 2, "--database-url"},
 		{[]string{"serve", "--auth", "basic", "--database-url", "sqlite:" + filepath.Join(t.TempDir(), "x.db")}, 2, "--auth"},
+		{[]string{"serve", "--references", "sloppy", "--database-url", "sqlite:" + filepath.Join(t.TempDir(), "x.db")}, 2, "--references"},
 		{[]string{"migrate", "--database-url", "sqlite:" + filepath.Join(t.TempDir(), "m.db")}, 0, "migrations applied"},
 	}
 	for _, c := range cases {

@@ -15,13 +15,17 @@ import (
 )
 
 type serveCmd struct {
-	Addr     string        `name:"addr" env:"FHIR_ADDR" default:":8080" help:"Address to listen on."`
-	BaseURL  string        `name:"base-url" env:"FHIR_BASE_URL" default:"http://localhost:8080" help:"Public base URL B; the FHIR API is at B/fhir."`
-	Auth     string        `name:"auth" env:"FHIR_AUTH" default:"smart" enum:"smart,none" help:"smart (bearer tokens required) or none (local development only)."`
-	Demo     bool          `name:"demo" env:"FHIR_DEMO" help:"Load sample patients at start."`
-	MaxBody  int64         `name:"max-body" env:"FHIR_MAX_BODY" default:"33554432" help:"Largest request body in bytes; larger gets 413."`
-	Drain    time.Duration `name:"drain" env:"FHIR_DRAIN" default:"30s" help:"How long SIGTERM waits for in-flight requests."`
-	TokenTTL time.Duration `name:"token-ttl" env:"FHIR_TOKEN_TTL" default:"1h" help:"Lifetime of access tokens."`
+	Addr              string        `name:"addr" env:"FHIR_ADDR" default:":8080" help:"Address to listen on."`
+	BaseURL           string        `name:"base-url" env:"FHIR_BASE_URL" default:"http://localhost:8080" help:"Public base URL B; the FHIR API is at B/fhir."`
+	Auth              string        `name:"auth" env:"FHIR_AUTH" default:"smart" enum:"smart,none" help:"smart (bearer tokens required) or none (local development only)."`
+	Demo              bool          `name:"demo" env:"FHIR_DEMO" help:"Load sample patients at start."`
+	MaxBody           int64         `name:"max-body" env:"FHIR_MAX_BODY" default:"33554432" help:"Largest request body in bytes; larger gets 413."`
+	Drain             time.Duration `name:"drain" env:"FHIR_DRAIN" default:"30s" help:"How long SIGTERM waits for in-flight requests."`
+	TokenTTL          time.Duration `name:"token-ttl" env:"FHIR_TOKEN_TTL" default:"1h" help:"Lifetime of access tokens."`
+	BundleMaxEntries  int           `name:"bundle-max-entries" env:"FHIR_BUNDLE_MAX_ENTRIES" default:"10000" help:"Entries in one batch or transaction Bundle; more gets 413."`
+	References        string        `name:"references" env:"FHIR_REFERENCES" default:"strict" enum:"strict,lenient" help:"strict: a transaction referring to a missing local resource gets 400; lenient stores it."`
+	DeleteReferenced  string        `name:"delete-referenced" env:"FHIR_DELETE_REFERENCED" default:"allow" enum:"allow,refuse" help:"allow, or refuse (409) deleting a resource that current resources refer to."`
+	ConditionalDelete string        `name:"conditional-delete" env:"FHIR_CONDITIONAL_DELETE" default:"single" enum:"single,multiple" help:"single: a conditional delete matching several resources gets 412; multiple deletes them all."`
 }
 
 func (c *serveCmd) Run(e *env) error {
@@ -59,6 +63,11 @@ func (c *serveCmd) Run(e *env) error {
 		MaxBody:       c.MaxBody,
 		AuthMode:      server.AuthMode(c.Auth),
 		ResourceTypes: fhir.ResourceTypes(),
+
+		MaxBundleEntries:  c.BundleMaxEntries,
+		References:        server.ReferencePolicy(c.References),
+		DeleteReferenced:  server.DeletePolicy(c.DeleteReferenced),
+		ConditionalDelete: server.ConditionalDeleteMode(c.ConditionalDelete),
 	})
 	if err != nil {
 		return usageError{err}
