@@ -41,12 +41,7 @@ func (h *Handler) historyType(w http.ResponseWriter, r *http.Request) {
 
 // historyInstance: GET B/fhir/{type}/{id}/_history.
 func (h *Handler) historyInstance(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	id, err := resourceID(r)
+	typ, id, err := h.instance(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

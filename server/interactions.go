@@ -37,6 +37,17 @@ func resourceID(r *http.Request) (string, error) {
 	return id, nil
 }
 
+// instance returns the {type} and {id} of an instance URL.
+func (h *Handler) instance(r *http.Request) (typ, id string, err error) {
+	if typ, err = h.resourceType(r); err != nil {
+		return "", "", err
+	}
+	if id, err = resourceID(r); err != nil {
+		return "", "", err
+	}
+	return typ, id, nil
+}
+
 // readResource reads a create or update body and returns it compact, after
 // the checks every body needs: media type, size, UTF-8 JSON, a resourceType
 // that matches the URL. It returns the id the body carries ("" if none).
@@ -132,12 +143,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 // update: PUT B/fhir/{type}/{id}, creating the resource with the client's
 // id when it does not exist (update-as-create).
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	id, err := resourceID(r)
+	typ, id, err := h.instance(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -201,12 +207,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 // deleted succeeds too, as the spec allows. With Deps.DeleteReferenced set
 // to refuse, a resource that others refer to is not deleted (409).
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	id, err := resourceID(r)
+	typ, id, err := h.instance(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -254,12 +255,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 
 // read: GET B/fhir/{type}/{id}.
 func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	id, err := resourceID(r)
+	typ, id, err := h.instance(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -280,12 +276,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 
 // vread: GET B/fhir/{type}/{id}/_history/{vid}.
 func (h *Handler) vread(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	id, err := resourceID(r)
+	typ, id, err := h.instance(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -27,12 +27,7 @@ import (
 
 // patch: PATCH B/fhir/{type}/{id}.
 func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	id, err := resourceID(r)
+	typ, id, err := h.instance(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
