@@ -233,7 +233,7 @@ func New(cfg Config, st Store) (*Provider, error) {
 		return nil, fmt.Errorf("oauth: %w", err)
 	}
 	p.revs = &revocations{store: st, now: p.now, poll: cfg.RevocationPoll}
-	p.verifier = &Verifier{keys: p.keys, revs: p.revs, parser: jwt.NewParser(
+	p.verifier = &Verifier{keys: p.keys, revs: p.revs, now: p.now, leeway: cfg.Leeway, parser: jwt.NewParser(
 		jwt.WithValidMethods([]string{"ES256", "RS256"}),
 		jwt.WithIssuer(p.base), jwt.WithAudience(p.fhirBase),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(),

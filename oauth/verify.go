@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -76,11 +77,78 @@ type Verifier struct {
 	keys   *keyring
 	revs   *revocations
 	parser *jwt.Parser
+	now    func() time.Time
+	leeway time.Duration
+	cache  verifiedCache
+}
+
+// maxVerified bounds the verified-token cache; when full it starts over.
+const maxVerified = 10000
+
+// verifiedCache remembers tokens whose signature and claims were checked,
+// keyed by the SHA-256 of the token, so that a client's repeated requests
+// cost a hash and a map lookup instead of an ECDSA verification (which
+// took a third of read throughput). Expiry and revocation are checked on
+// every use.
+type verifiedCache struct {
+	mu sync.RWMutex
+	m  map[[32]byte]*Claims
+}
+
+func (c *verifiedCache) get(k [32]byte) (*Claims, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	cl, ok := c.m[k]
+	return cl, ok
+}
+
+func (c *verifiedCache) put(k [32]byte, cl *Claims) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[[32]byte]*Claims)
+	}
+	c.m[k] = cl
+}
+
+func (c *verifiedCache) drop(k [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
+}
+
+// cached returns the claims of a token verified before, when it is still
+// within its validity period (with leeway) and not revoked. ok is false
+// when the token must be verified in full.
+func (v *Verifier) cached(ctx context.Context, k [32]byte) (cl *Claims, ok bool, err error) {
+	c, hit := v.cache.get(k)
+	if !hit {
+		return nil, false, nil
+	}
+	now := v.now()
+	if now.After(c.ExpiresAt.Add(v.leeway)) || (!c.NotBefore.IsZero() && now.Before(c.NotBefore.Add(-v.leeway))) {
+		v.cache.drop(k)
+		return nil, false, nil
+	}
+	revoked, err := v.revs.revoked(ctx, c.JTI)
+	if err != nil {
+		return nil, false, err
+	}
+	if revoked {
+		return nil, false, fmt.Errorf("%w: the token was revoked", ErrInvalidToken)
+	}
+	out := *c
+	out.Scopes = append([]string(nil), c.Scopes...)
+	return &out, true, nil
 }
 
 // Verify returns the claims of a valid token, or an error wrapping
 // ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	key := sha256.Sum256([]byte(raw))
+	if c, ok, err := v.cached(ctx, key); ok || err != nil {
+		return c, err
+	}
 	var c accessClaims
 	var keyErr error
 	_, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
@@ -125,6 +193,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if c.NotBefore != nil {
 		out.NotBefore = c.NotBefore.Time
 	}
+	cached := *out
+	cached.Scopes = append([]string(nil), out.Scopes...)
+	v.cache.put(key, &cached)
 	return out, nil
 }
 
