@@ -106,19 +106,24 @@ func (h *Handler) conditionalCreate(w http.ResponseWriter, r *http.Request, typ 
 	h.runOne(w, r, &entry{index: -1, method: "POST", typ: typ, id: newID(), criteria: criteria, body: body})
 }
 
+// conditionalTarget reads what a conditional update or delete names: the
+// {type} of the URL, its search criteria and If-Match.
+func (h *Handler) conditionalTarget(r *http.Request) (typ string, criteria url.Values, ifMatch int64, err error) {
+	if typ, err = h.resourceType(r); err != nil {
+		return "", nil, 0, err
+	}
+	if criteria, err = criteriaOf(r); err != nil {
+		return "", nil, 0, err
+	}
+	if ifMatch, err = parseIfMatch(r); err != nil {
+		return "", nil, 0, err
+	}
+	return typ, criteria, ifMatch, nil
+}
+
 // conditionalUpdate: PUT B/fhir/{type}?criteria.
 func (h *Handler) conditionalUpdate(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	criteria, err := criteriaOf(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	ifMatch, err := parseIfMatch(r)
+	typ, criteria, ifMatch, err := h.conditionalTarget(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -140,17 +145,7 @@ func (h *Handler) conditionalUpdate(w http.ResponseWriter, r *http.Request) {
 
 // conditionalDelete: DELETE B/fhir/{type}?criteria.
 func (h *Handler) conditionalDelete(w http.ResponseWriter, r *http.Request) {
-	typ, err := h.resourceType(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	criteria, err := criteriaOf(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	ifMatch, err := parseIfMatch(r)
+	typ, criteria, ifMatch, err := h.conditionalTarget(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
