@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"time"
 
@@ -25,6 +26,7 @@ type serveCmd struct {
 	BundleMaxEntries  int           `name:"bundle-max-entries" env:"FHIR_BUNDLE_MAX_ENTRIES" default:"10000" help:"Entries in one batch or transaction Bundle; more gets 413."`
 	References        string        `name:"references" env:"FHIR_REFERENCES" default:"strict" enum:"strict,lenient" help:"strict: a transaction referring to a missing local resource gets 400; lenient stores it."`
 	DeleteReferenced  string        `name:"delete-referenced" env:"FHIR_DELETE_REFERENCED" default:"allow" enum:"allow,refuse" help:"allow, or refuse (409) deleting a resource that current resources refer to."`
+	DebugAddr         string        `name:"debug-addr" env:"FHIR_DEBUG_ADDR" help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly."`
 	ConditionalDelete string        `name:"conditional-delete" env:"FHIR_CONDITIONAL_DELETE" default:"single" enum:"single,multiple" help:"single: a conditional delete matching several resources gets 412; multiple deletes them all."`
 }
 
@@ -83,6 +85,11 @@ func (c *serveCmd) Run(e *env) error {
 	// Start-up garbage (the R4 descriptors decoded by the validator, the
 	// demo import) is freed now rather than left resident until scavenged.
 	debug.FreeOSMemory()
+	if c.DebugAddr != "" {
+		if err := serveDebug(e, c.DebugAddr); err != nil {
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -100,5 +107,28 @@ func (c *serveCmd) Run(e *env) error {
 		return fmt.Errorf("serving: %w", err)
 	}
 	e.log.Info("stopped")
+	return nil
+}
+
+// serveDebug serves the profiler on its own listener, so that it is never
+// reachable through the public address.
+func serveDebug(e *env, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on the debug address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	e.log.Warn("profiler listening (--debug-addr); keep it private", "addr", ln.Addr().String())
+	go func() {
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if err := srv.Serve(ln); err != nil {
+			e.log.Error("debug listener stopped", "err", err)
+		}
+	}()
 	return nil
 }
