@@ -37,3 +37,12 @@ func BenchmarkStore(b *testing.B) {
 		return s
 	})
 }
+
+func TestCreateIDClash(t *testing.T) {
+	s, err := postgres.Open(context.Background(), pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CreateIDClash(t, s, func(f func() string) { s.Store.NewID = f })
+}

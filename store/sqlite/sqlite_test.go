@@ -32,3 +32,12 @@ func BenchmarkStore(b *testing.B) {
 		return s
 	})
 }
+
+func TestCreateIDClash(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fhir.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CreateIDClash(t, s, func(f func() string) { s.Store.NewID = f })
+}

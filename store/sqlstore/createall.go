@@ -50,7 +50,7 @@ func (t *tx) CreateAll(ctx context.Context, ws []store.Write) ([]*fhir.Resource,
 	var inserted int64
 	var err error
 	if s.Driver.Arrays() {
-		inserted, err = s.createAllArrays(ctx, t.q, t.tenant, now, rows, idx)
+		inserted, err = s.createAllArrays(ctx, t.q, t.tenant, now, rows, idx, false)
 	} else {
 		inserted, err = s.createAllValues(ctx, t.q, t.tenant, now, rows, idx)
 	}
@@ -77,9 +77,14 @@ func (t *tx) conflict(ctx context.Context, rows []pendingRow, now time.Time) err
 }
 
 // createAllArrays is CreateAll's one statement on PostgreSQL; it returns
-// how many resources were inserted.
-func (s *Store) createAllArrays(ctx context.Context, q Querier, tenant string, now time.Time, rows []pendingRow, idx *indexBatch) (int64, error) {
+// how many resources were inserted. With guard, the index rows are
+// inserted only when the resources were (for a statement that commits on
+// its own, outside a transaction that a conflict would roll back).
+func (s *Store) createAllArrays(ctx context.Context, q Querier, tenant string, now time.Time, rows []pendingRow, idx *indexBatch, guard bool) (int64, error) {
 	var m multiStmt
+	if guard {
+		m.guard = "w0"
+	}
 	a := &m.a
 	tenantArg := a.add(tenant) + "::text"
 	nowArg := a.add(micros(now)) + "::bigint"

@@ -297,6 +297,10 @@ func (s *Store) writeIndex(ctx context.Context, tx Querier, tenant string, repla
 type multiStmt struct {
 	a     args
 	parts []string
+	// guard, when set, names the part whose rows the index rows depend on:
+	// they are inserted only when it returned a row (a create that met an
+	// existing id inserts nothing, also outside a transaction).
+	guard string
 }
 
 func (m *multiStmt) exec(ctx context.Context, tx Querier) error {
@@ -369,8 +373,12 @@ func indexParts(m *multiStmt, tenant string, replace []resourceKey, b *indexBatc
 				sel = append(sel, alias)
 			}
 		}
-		m.parts = append(m.parts, "INSERT INTO "+def.name+" ("+strings.Join(names, ", ")+") SELECT "+strings.Join(sel, ", ")+
-			" FROM unnest("+strings.Join(arrays, ", ")+") AS u("+strings.Join(aliases, ", ")+")")
+		part := "INSERT INTO " + def.name + " (" + strings.Join(names, ", ") + ") SELECT " + strings.Join(sel, ", ") +
+			" FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")"
+		if m.guard != "" {
+			part += " WHERE EXISTS (SELECT 1 FROM " + m.guard + ")"
+		}
+		m.parts = append(m.parts, part)
 	}
 }
 
