@@ -377,3 +377,36 @@ func TestDemo(t *testing.T) {
 		p.done <- nil
 	}
 }
+
+// TestSlowQueryLog checks that a search slower than --slow-query is logged
+// with its SQL, and its bind values only at debug level.
+func TestSlowQueryLog(t *testing.T) {
+	for _, tc := range []struct {
+		level    string
+		wantArgs bool
+	}{{"info", false}, {"debug", true}} {
+		t.Run(tc.level, func(t *testing.T) {
+			p := start(t, "sqlite:"+filepath.Join(t.TempDir(), "fhir.db"), "--slow-query", "1ns", "--log-level", tc.level)
+			resp, _ := do(t, "GET", p.base+"/fhir/Patient?family=Slowpoke", "", nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("search: %d", resp.StatusCode)
+			}
+			// The log reaches us through a pipe, after the response.
+			var found map[string]any
+			for deadline := time.Now().Add(5 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				for _, rec := range jsonLines(p.stderr.Bytes()) {
+					if rec["msg"] == "slow search statement" && strings.Contains(fmt.Sprint(rec["sql"]), "SELECT") {
+						found = rec
+					}
+				}
+			}
+			if found == nil {
+				t.Fatalf("no slow search statement logged:\n%s", p.stderr)
+			}
+			_, hasArgs := found["args"]
+			if hasArgs != tc.wantArgs || (hasArgs && !strings.Contains(fmt.Sprint(found["args"]), "slowpoke")) {
+				t.Errorf("args logged = %v (%v), want %v", hasArgs, found["args"], tc.wantArgs)
+			}
+		})
+	}
+}

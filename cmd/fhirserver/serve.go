@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -26,6 +27,7 @@ type serveCmd struct {
 	BundleMaxEntries  int           `name:"bundle-max-entries" env:"FHIR_BUNDLE_MAX_ENTRIES" default:"10000" help:"Entries in one batch or transaction Bundle; more gets 413."`
 	References        string        `name:"references" env:"FHIR_REFERENCES" default:"strict" enum:"strict,lenient" help:"strict: a transaction referring to a missing local resource gets 400; lenient stores it."`
 	DeleteReferenced  string        `name:"delete-referenced" env:"FHIR_DELETE_REFERENCED" default:"allow" enum:"allow,refuse" help:"allow, or refuse (409) deleting a resource that current resources refer to."`
+	SlowQuery         time.Duration `name:"slow-query" env:"FHIR_SLOW_QUERY" default:"500ms" help:"Log the SQL of search statements that take at least this long (0 turns it off); their bind values at --log-level debug."`
 	DebugAddr         string        `name:"debug-addr" env:"FHIR_DEBUG_ADDR" help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly."`
 	ConditionalDelete string        `name:"conditional-delete" env:"FHIR_CONDITIONAL_DELETE" default:"single" enum:"single,multiple" help:"single: a conditional delete matching several resources gets 412; multiple deletes them all."`
 }
@@ -40,6 +42,7 @@ func (c *serveCmd) Run(e *env) error {
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer st.Close()
+	logSlowQueries(e, st, c.SlowQuery)
 	v, err := validate.New()
 	if err != nil {
 		return fmt.Errorf("loading the R4 validator: %w", err)
@@ -131,4 +134,24 @@ func serveDebug(e *env, addr string) error {
 		}
 	}()
 	return nil
+}
+
+// logSlowQueries logs the search statements that take at least after, with
+// their SQL, so that they can be run under EXPLAIN. Bind values may hold
+// patient data: they are logged only at debug level.
+func logSlowQueries(e *env, st any, after time.Duration) {
+	sq, ok := st.(interface {
+		LogSlowQueries(after time.Duration, f func(sql string, args []any, d time.Duration))
+	})
+	if !ok || after <= 0 {
+		return
+	}
+	debug := e.log.Enabled(e.ctx, slog.LevelDebug)
+	sq.LogSlowQueries(after, func(sql string, args []any, d time.Duration) {
+		attrs := []any{"duration_ms", float64(d.Microseconds()) / 1000, "sql", sql, "bind_values", len(args)}
+		if debug {
+			attrs = append(attrs, "args", args)
+		}
+		e.log.Warn("slow search statement", attrs...)
+	})
 }

@@ -285,6 +285,12 @@ func (s *Store) deleteIn(ctx context.Context, tx Querier, d store.Delete) (*fhir
 	return &fhir.Resource{Type: d.Type, ID: d.ID, Version: version, LastUpdated: now, Deleted: true}, nil
 }
 
+// LogSlowQueries sets the SlowQuery hook: f is called for every search
+// statement that takes at least after.
+func (s *Store) LogSlowQueries(after time.Duration, f func(sql string, args []any, d time.Duration)) {
+	s.SlowQuery, s.SlowQueryAfter = f, after
+}
+
 // Read implements store.Store.
 func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
 	res, err := s.readIn(ctx, s.Driver, tenant, typ, id)
