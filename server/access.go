@@ -45,7 +45,7 @@ func (h *Handler) access(r *http.Request, i authz.Interaction, typ string) (stor
 // wholeType reports whether f admits every resource of typ.
 func wholeType(f store.Filter, typ string) bool {
 	for _, g := range f.Grants {
-		if g.Compartment == nil && len(g.Where) == 0 && (len(g.Types) == 0 || slices.Contains(g.Types, typ)) {
+		if g.Compartment == nil && len(g.AlsoIn) == 0 && len(g.Where) == 0 && (len(g.Types) == 0 || slices.Contains(g.Types, typ)) {
 			return true
 		}
 	}

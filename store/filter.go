@@ -20,8 +20,8 @@ type Filter struct {
 }
 
 // Grant admits the resources of Types (every type when empty) that are in
-// Compartment (any resource when nil) and that match every clause of Where
-// (no constraint when empty). Patient-level access to Patient/123 is, for
+// Compartment (any resource when nil) and in each of AlsoIn, and that match
+// every clause of Where (no constraint when empty). Patient-level access to Patient/123 is, for
 // example, {Compartment: Patient/123} plus {Types: [Practitioner,
 // Organization, ...]} for the types that belong to no patient compartment.
 //
@@ -30,9 +30,14 @@ type Filter struct {
 // (_id=...). Its clauses are parsed for Types, so a Grant with Where names
 // exactly one type. Clauses with a chain or _has are not allowed there: a
 // store treats a grant that has one as admitting nothing.
+//
+// AlsoIn holds further compartments a resource must be in as well: the
+// intersection of two grants confined to different compartments (a
+// RelatedPerson's token narrowed by a policy to one patient) needs both.
 type Grant struct {
 	Types       []string
 	Compartment *search.Compartment
+	AlsoIn      []search.Compartment
 	Where       []search.Clause
 }
 
@@ -43,7 +48,7 @@ func AllowAll() Filter { return Filter{Grants: []Grant{{}}} }
 // condition).
 func (f Filter) IsAllowAll() bool {
 	for _, g := range f.Grants {
-		if len(g.Types) == 0 && g.Compartment == nil && len(g.Where) == 0 {
+		if len(g.Types) == 0 && g.Compartment == nil && len(g.AlsoIn) == 0 && len(g.Where) == 0 {
 			return true
 		}
 	}

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"strings"
 
+	"github.com/fhirserver/fhirserver/fhir/search"
+
 	"github.com/fhirserver/fhirserver/store"
 )
 
@@ -29,8 +31,10 @@ func (c *compiler) accessCond(r string, a Access) string {
 			ands = append(ands, c.in(r+".type", g.Types))
 		}
 		if g.Compartment != nil {
-			ands = append(ands, "EXISTS (SELECT 1 FROM idx_compartment ac WHERE ac.tenant = "+r+".tenant AND ac.type = "+r+".type AND ac.id = "+r+".id AND ac.comp_type = "+
-				c.bind(g.Compartment.Type)+" AND ac.comp_id = "+c.bind(g.Compartment.ID)+")")
+			ands = append(ands, c.inCompartment(r, *g.Compartment))
+		}
+		for _, comp := range g.AlsoIn {
+			ands = append(ands, c.inCompartment(r, comp))
 		}
 		if len(g.Where) > 0 {
 			w, ok := c.grantWhere(r, g)
@@ -57,6 +61,13 @@ func (c *compiler) accessCond(r string, a Access) string {
 		return ors[0]
 	}
 	return "(" + strings.Join(ors, " OR ") + ")"
+}
+
+// inCompartment is the condition that the resources row r is in comp
+// (the compartment index written with the resource).
+func (c *compiler) inCompartment(r string, comp search.Compartment) string {
+	return "EXISTS (SELECT 1 FROM idx_compartment ac WHERE ac.tenant = " + r + ".tenant AND ac.type = " + r + ".type AND ac.id = " + r + ".id AND ac.comp_type = " +
+		c.bind(comp.Type) + " AND ac.comp_id = " + c.bind(comp.ID) + ")"
 }
 
 // grantWhere renders the search constraint of g (granular scopes, instance

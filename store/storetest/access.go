@@ -128,6 +128,43 @@ func RunAccess(t *testing.T, opener Opener) {
 	}
 
 	t.Run("history", func(t *testing.T) { runHistoryAccess(t, s, patientA, labA) })
+	t.Run("several compartments", func(t *testing.T) { runAlsoIn(t, s, fs) })
+}
+
+// runAlsoIn is the contract of Grant.AlsoIn: a resource must be in every
+// compartment the grant names. Observation ab is in a's compartment (its
+// subject) and in b's (its performer); the history test has moved mv to a.
+func runAlsoIn(t *testing.T, s store.Store, fs store.FilteredSearcher) {
+	ctx := context.Background()
+	body := `{"resourceType":"Observation","id":"ab","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"},"performer":[{"reference":"Patient/b"}]}`
+	if _, _, err := s.Update(ctx, store.Write{Tenant: store.DefaultTenant, Type: "Observation", ID: "ab", Body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	a := search.Compartment{Type: "Patient", ID: "a"}
+	b := search.Compartment{Type: "Patient", ID: "b"}
+	nobody := search.Compartment{Type: "Patient", ID: "nobody"}
+	for _, tc := range []struct {
+		name string
+		g    store.Grant
+		want []string
+	}{
+		{"one compartment", store.Grant{Types: []string{"Observation"}, Compartment: &a}, []string{"Observation/ab", "Observation/la", "Observation/mv", "Observation/va"}}, // mv: moved to a by the history test
+		{"both", store.Grant{Types: []string{"Observation"}, Compartment: &a, AlsoIn: []search.Compartment{b}}, []string{"Observation/ab"}},
+		{"both, AlsoIn only", store.Grant{Types: []string{"Observation"}, AlsoIn: []search.Compartment{a, b}}, []string{"Observation/ab"}},
+		{"a third", store.Grant{Types: []string{"Observation"}, Compartment: &a, AlsoIn: []search.Compartment{b, nobody}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			page, err := fs.SearchAccess(ctx, store.DefaultTenant, query(t, []string{"Observation"}, nil, "_total=accurate"), store.Filter{Grants: []store.Grant{tc.g}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := keysOf(page.Matches)
+			sort.Strings(got)
+			if !slices.Equal(got, tc.want) || page.Total != int64(len(tc.want)) {
+				t.Errorf("matches %v total %d, want %v", got, page.Total, tc.want)
+			}
+		})
+	}
 }
 
 // runHistoryAccess is the contract of HistoryQuery.Filter: the versions
