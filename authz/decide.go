@@ -38,6 +38,13 @@ type Request struct {
 	Type string
 	// Needs are the permissions an Operation needs (each must be allowed).
 	Needs Perms
+	// Operation names an Operation ("$export"); when set, invoking it must
+	// be allowed too (Rule.Operations). SMART scopes allow every
+	// operation, so for them Needs alone decides.
+	Operation string
+	// Tenant is the tenant the request is on; Caller.Decide fills in the
+	// caller's (store.DefaultTenant, "", is the default tenant).
+	Tenant string
 }
 
 // Decision is the answer: whether the interaction may go ahead at all, and
@@ -93,11 +100,17 @@ func needs(i Interaction) (perm Perms, match bool) {
 	return 0, false
 }
 
-// Decide evaluates p for req. Unknown interactions are denied; an
-// Operation needing several permissions is allowed when each is, with the
-// filter of its read permission (else of the first it needs).
+// Decide evaluates p for req. Unknown interactions are denied. An
+// Operation naming its operation needs a rule allowing it; one needing
+// data permissions is allowed when each is, with the filter of its read
+// permission (else of the first it needs).
 func (p Policy) Decide(req Request) Decision {
 	if req.Interaction == Operation {
+		if req.Operation != "" {
+			if ok, rule := p.decideOperation(req.Operation, req.Type, req.Tenant); !ok {
+				return Decision{Rule: rule}
+			}
+		}
 		if req.Needs == 0 {
 			return Decision{Allow: true, Filter: store.AllowAll(), Rule: "operation needs no permission"}
 		}
@@ -107,7 +120,7 @@ func (p Policy) Decide(req Request) Decision {
 			if !req.Needs.Has(perm) {
 				continue
 			}
-			d := p.decide(perm, req.Type)
+			d := p.decide(perm, req.Type, req.Tenant)
 			if !d.Allow {
 				return d
 			}
@@ -121,17 +134,17 @@ func (p Policy) Decide(req Request) Decision {
 	if perm == 0 {
 		return Decision{Rule: "unknown interaction " + string(req.Interaction)}
 	}
-	d := p.decide(perm, req.Type)
+	d := p.decide(perm, req.Type, req.Tenant)
 	if d.Allow && req.Interaction == Search && req.Type != "" {
 		// The filter of a search applies to its _include and _revinclude
 		// results too, which may be of other types: it is what the caller
 		// may search of every type (the query confines the matches to
 		// req.Type).
-		all := p.decide(perm, "")
+		all := p.decide(perm, "", req.Tenant)
 		d.Filter, d.Rules = all.Filter, all.Rules
 	}
 	if d.Allow && match {
-		m := p.decide(PermSearch, req.Type)
+		m := p.decide(PermSearch, req.Type, req.Tenant)
 		if !m.Allow {
 			return Decision{Rule: m.Rule}
 		}
@@ -152,6 +165,32 @@ type Caller struct {
 	// Practitioner, RelatedPerson...); both "" when no user is behind the
 	// token (client_credentials).
 	FHIRUserType, FHIRUserID string
+	// Tenant is the tenant the token is for, and the tenant of the
+	// requests decided for it unless a Request names another.
+	Tenant string
+	// Access is the server's access policy (a policy file), which narrows
+	// what the scopes allow by who the caller is; nil when there is none.
+	Access *AccessPolicy
+
+	// observe, when set, sees every decision made for the caller (the
+	// server's audit records the rule of a denial with it).
+	observe func(Request, Decision)
+}
+
+// Observed returns a copy of c whose decisions are also passed to fn.
+func (c *Caller) Observed(fn func(Request, Decision)) *Caller {
+	o := *c
+	o.observe = fn
+	return &o
+}
+
+// FHIRUser is the caller's user as a relative reference ("Practitioner/1"),
+// "" when no user is behind the token.
+func (c *Caller) FHIRUser() string {
+	if c.FHIRUserType == "" {
+		return ""
+	}
+	return c.FHIRUserType + "/" + c.FHIRUserID
 }
 
 // ParseFHIRUser splits a fhirUser claim (an absolute URL or a relative
@@ -198,6 +237,8 @@ func (c *Caller) patientID() string {
 //     user/ scopes grant nothing.
 //   - granular scopes add their query as the grant's Where; several are
 //     ORed with each other and with the plain scopes.
+//   - operations: SMART has no scope for them; a last rule allows
+//     invoking any, and the permissions each needs decide.
 //
 // Malformed scopes grant nothing; ignored lists them.
 func (c *Caller) Policy() (p Policy, ignored []string) {
@@ -251,13 +292,57 @@ func (c *Caller) Policy() (p Policy, ignored []string) {
 			p.Rules = append(p.Rules, base)
 		}
 	}
+	// SMART has no scopes for operations: invoking any is allowed, and
+	// what it reads or writes is decided by the permissions it needs.
+	p.Rules = append(p.Rules, Rule{Name: "operations (by the permissions they need)", Verdict: Allow, Operations: []string{"*"}})
 	return p, ignored
 }
 
-// Decide evaluates the caller's SMART policy for req.
-func (c *Caller) Decide(req Request) Decision {
-	p, _ := c.Policy()
-	return p.Decide(req)
+// Explanation is a decision for a caller with the parts it is made of.
+type Explanation struct {
+	// Decision is what the server applies: the scopes' decision, narrowed
+	// by the access policy's when there is one.
+	Decision Decision
+	// Scopes is the decision of the token's scopes alone.
+	Scopes Decision
+	// Policy is the decision of the access policy alone; nil without one.
+	Policy *Decision
+	// Selected names the policy rules that apply to this caller (their
+	// "when" matches it and it has what their placeholders need), in
+	// order.
+	Selected []string
+	// Ignored lists the scopes that grant nothing (malformed, or patient/
+	// and user/ scopes without a patient or user).
+	Ignored []string
+}
+
+// Decide evaluates the caller's SMART scopes for req and, when there is
+// an access policy, narrows the result by it (see Explain).
+func (c *Caller) Decide(req Request) Decision { return c.Explain(req).Decision }
+
+// Explain decides req for c and says how. The token's scopes are the outer
+// limit: a request is allowed when the scopes allow it and the access
+// policy (if any) allows it too, and its filter is the intersection of the
+// two filters. Rule names the deciding rule as "scopes: R" or "policy: R";
+// Rules lists the rules of both whose grants make the filter.
+func (c *Caller) Explain(req Request) Explanation {
+	if req.Tenant == "" {
+		req.Tenant = c.Tenant
+	}
+	sp, ignored := c.Policy()
+	e := Explanation{Scopes: sp.Decide(req), Ignored: ignored}
+	if c.Access == nil {
+		e.Decision = labelled("scopes", e.Scopes)
+	} else {
+		pp, selected := c.Access.For(c)
+		pd := pp.Decide(req)
+		e.Policy, e.Selected = &pd, selected
+		e.Decision = combine(e.Scopes, pd)
+	}
+	if c.observe != nil {
+		c.observe(req, e.Decision)
+	}
+	return e
 }
 
 // nonPatientTypes are the resource types that are members of no Patient

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -24,24 +25,43 @@ const (
 // resources matching Where (with one type). Deny rules are unconditional
 // on resources (no Compartment, IDs or Where): a filter cannot express
 // "all but these", and a rule that cannot be enforced must not exist.
+//
+// CompartmentParams widen Compartment by search parameters that the
+// CompartmentDefinition does not list, as "Type:param" (Device:patient:
+// the Devices whose patient is the compartment's resource).
+//
+// Operations are the extended operations ("$export", "*" for every one)
+// the rule allows or denies invoking on Types (at the system level too
+// when Types is nil). That permission is not confined by Compartment, IDs
+// or Where: what an operation reads or writes is decided by the rules for
+// the data permissions it needs (Request.Needs).
+//
+// Tenants limit the rule to requests on those tenants (every tenant when
+// nil; store.DefaultTenant is the default tenant at B/fhir).
 type Rule struct {
-	Name        string
-	Verdict     Verdict
-	Perms       Perms
-	Types       []string
-	Compartment *search.Compartment
-	IDs         []string
-	Where       []search.Clause
+	Name              string
+	Verdict           Verdict
+	Perms             Perms
+	Types             []string
+	Compartment       *search.Compartment
+	CompartmentParams []string
+	IDs               []string
+	Where             []search.Clause
+	Operations        []string
+	Tenants           []string
 }
 
-func (r *Rule) appliesTo(typ string) bool {
-	return len(r.Types) == 0 || typ == "" || slices.Contains(r.Types, typ)
+func (r *Rule) appliesTo(typ, tenant string) bool {
+	return (len(r.Types) == 0 || typ == "" || slices.Contains(r.Types, typ)) &&
+		(len(r.Tenants) == 0 || slices.Contains(r.Tenants, tenant))
 }
 
-// grant is the store.Grant of an allow rule for a request on typ ("" for
-// every type), less the types denied before it; ok false when nothing is
-// left.
-func (r *Rule) grant(typ string, denied map[string]bool) (store.Grant, bool) {
+// grants are the store.Grants of an allow rule for a request on typ (""
+// for every type), less the types denied before it; none when nothing is
+// left. A rule with CompartmentParams has one more grant per parameter
+// whose type is left: the resources of that type whose parameter refers
+// to the compartment's resource.
+func (r *Rule) grants(typ string, denied map[string]bool) []store.Grant {
 	var types []string
 	switch {
 	case typ != "":
@@ -54,18 +74,47 @@ func (r *Rule) grant(typ string, denied map[string]bool) (store.Grant, bool) {
 	if len(denied) > 0 {
 		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return denied[t] })
 		if len(types) == 0 {
-			return store.Grant{}, false
+			return nil
 		}
 	}
 	g := store.Grant{Types: types, Compartment: r.Compartment, Where: r.Where}
 	if len(r.IDs) > 0 {
 		cl, err := idClause(r.Types[0], r.IDs)
 		if err != nil {
-			return store.Grant{}, false
+			return nil
 		}
 		g.Where = append(slices.Clone(r.Where), cl)
 	}
-	return g, true
+	out := []store.Grant{g}
+	for _, cp := range r.CompartmentParams {
+		pt, _, _ := strings.Cut(cp, ":")
+		if len(types) > 0 && !slices.Contains(types, pt) {
+			continue
+		}
+		w, err := compartmentParamClause(cp, r.Compartment)
+		if err != nil {
+			continue
+		}
+		out = append(out, store.Grant{Types: []string{pt}, Where: w})
+	}
+	return out
+}
+
+// compartmentParamClause is the condition "param refers to comp" of a
+// CompartmentParams entry "Type:param".
+func compartmentParamClause(cp string, comp *search.Compartment) ([]search.Clause, error) {
+	typ, param, ok := strings.Cut(cp, ":")
+	if !ok || !fhir.IsResourceType(typ) || param == "" {
+		return nil, fmt.Errorf("compartment parameter %q is not Type:param", cp)
+	}
+	if comp == nil {
+		return nil, fmt.Errorf("compartment parameter %q needs a compartment", cp)
+	}
+	sp, ok := fhir.LookupSearchParam(typ, param)
+	if !ok || sp.Type != fhir.SearchParamReference || !slices.Contains(sp.Targets, comp.Type) {
+		return nil, fmt.Errorf("compartment parameter %q: %s has no reference parameter %q to %s", cp, typ, param, comp.Type)
+	}
+	return parseWhere(typ, url.Values{param: {comp.Type + "/" + comp.ID}}.Encode())
 }
 
 func idClause(typ string, ids []string) (search.Clause, error) {
@@ -85,14 +134,15 @@ type Policy struct {
 	Rules []Rule
 }
 
-// Decide evaluates p for a request needing perm (one permission) on typ
-// ("" for a request on every type: system-level search and history).
-func (p Policy) decide(perm Perms, typ string) Decision {
+// decide evaluates p for a request needing perm (one permission) on typ
+// ("" for a request on every type: system-level search and history) in
+// tenant.
+func (p Policy) decide(perm Perms, typ, tenant string) Decision {
 	var d Decision
 	denied := map[string]bool{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		if r.Perms&perm == 0 || !r.appliesTo(typ) {
+		if r.Perms&perm == 0 || !r.appliesTo(typ, tenant) {
 			continue
 		}
 		if r.Verdict == Deny {
@@ -107,9 +157,11 @@ func (p Policy) decide(perm Perms, typ string) Decision {
 			}
 			continue
 		}
-		if g, ok := r.grant(typ, denied); ok {
-			d.Filter.Grants = append(d.Filter.Grants, g)
-			d.Rules = append(d.Rules, r.Name)
+		if gs := r.grants(typ, denied); len(gs) > 0 {
+			d.Filter.Grants = append(d.Filter.Grants, gs...)
+			if !slices.Contains(d.Rules, r.Name) {
+				d.Rules = append(d.Rules, r.Name)
+			}
 		}
 	}
 	d.Allow = len(d.Filter.Grants) > 0
@@ -121,6 +173,24 @@ func (p Policy) decide(perm Perms, typ string) Decision {
 	return d
 }
 
+// decideOperation says whether p lets the operation name be invoked on typ
+// ("" at the system level): the first rule naming it (or "*") on that type
+// decides; without one it is denied.
+func (p Policy) decideOperation(name, typ, tenant string) (allow bool, rule string) {
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if !slices.Contains(r.Operations, name) && !slices.Contains(r.Operations, "*") {
+			continue
+		}
+		if !(len(r.Tenants) == 0 || slices.Contains(r.Tenants, tenant)) ||
+			!(len(r.Types) == 0 || slices.Contains(r.Types, typ)) {
+			continue
+		}
+		return r.Verdict == Allow, r.Name
+	}
+	return false, "default deny"
+}
+
 // Builder builds a Policy, one rule at a time:
 //
 //	p, err := authz.NewBuilder().
@@ -129,8 +199,8 @@ func (p Policy) decide(perm Perms, typ string) Decision {
 //		Deny("no deletes").Delete().AllTypes().
 //		Build()
 //
-// Allow and Deny start a rule; the methods after them shape it. A rule
-// with no permission method covers nothing. Build reports the first error.
+// Allow and Deny start a rule; the methods after them shape it. Build
+// reports the first error (a rule with no permission is one).
 type Builder struct {
 	rules []Rule
 	err   error
@@ -179,6 +249,45 @@ func (b *Builder) Update() *Builder { return b.Perms(PermUpdate) }
 func (b *Builder) Patch() *Builder  { return b.Perms(PermPatch) }
 func (b *Builder) Delete() *Builder { return b.Perms(PermDelete) }
 
+// Search covers search only.
+func (b *Builder) Search() *Builder { return b.Perms(PermSearch) }
+
+// Operations adds extended operations ("$export", or "*" for every one)
+// to the current rule: it allows or denies invoking them on its types.
+func (b *Builder) Operations(names ...string) *Builder {
+	r := b.cur()
+	for _, n := range names {
+		if !validOperation(n) {
+			b.fail("rule %q: %q is not an operation name ($name, or * for every operation)", r.Name, n)
+		}
+	}
+	r.Operations = append(r.Operations, names...)
+	return b
+}
+
+func validOperation(n string) bool {
+	if n == "*" {
+		return true
+	}
+	if len(n) < 2 || n[0] != '$' {
+		return false
+	}
+	for _, c := range n[1:] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Tenants limits the current rule to requests on these tenants
+// (store.DefaultTenant for the default one).
+func (b *Builder) Tenants(names ...string) *Builder {
+	r := b.cur()
+	r.Tenants = append(r.Tenants, names...)
+	return b
+}
+
 // AllTypes makes the current rule cover every resource type (the default).
 func (b *Builder) AllTypes() *Builder { b.cur().Types = nil; return b }
 
@@ -202,6 +311,16 @@ func (b *Builder) InCompartment(typ, id string) *Builder {
 		b.fail("rule %q: %s/%s is not a compartment", r.Name, typ, id)
 	}
 	r.Compartment = &search.Compartment{Type: typ, ID: id}
+	return b
+}
+
+// CompartmentParams widens the current rule's compartment (InCompartment)
+// by reference search parameters "Type:param" that point at the
+// compartment's resource (Device:patient), as HAPI's additional
+// compartment search parameters.
+func (b *Builder) CompartmentParams(params ...string) *Builder {
+	r := b.cur()
+	r.CompartmentParams = append(r.CompartmentParams, params...)
 	return b
 }
 
@@ -242,12 +361,15 @@ func (b *Builder) Where(query string) *Builder {
 	return b
 }
 
-// AllowAll adds a rule allowing everything.
-func (b *Builder) AllowAll(name string) *Builder { return b.Allow(name).Perms(PermAll) }
+// AllowAll adds a rule allowing everything: every permission and every
+// operation.
+func (b *Builder) AllowAll(name string) *Builder {
+	return b.Allow(name).Perms(PermAll).Operations("*")
+}
 
 // DenyAll adds a rule denying everything (what the rules before it have
 // not allowed).
-func (b *Builder) DenyAll(name string) *Builder { return b.Deny(name).Perms(PermAll) }
+func (b *Builder) DenyAll(name string) *Builder { return b.Deny(name).Perms(PermAll).Operations("*") }
 
 // Rule appends a rule made elsewhere (SMART scopes, a policy file).
 func (b *Builder) Rule(r Rule) *Builder {
@@ -263,6 +385,14 @@ func (b *Builder) Build() (Policy, error) {
 		}
 		if (len(r.IDs) > 0 || len(r.Where) > 0) && len(r.Types) != 1 {
 			b.fail("rule %q: instances and Where need exactly one type", r.Name)
+		}
+		for _, cp := range r.CompartmentParams {
+			if _, err := compartmentParamClause(cp, r.Compartment); err != nil {
+				b.fail("rule %q: %v", r.Name, err)
+			}
+		}
+		if r.Perms == 0 && len(r.Operations) == 0 {
+			b.fail("rule %q: no permission (read, write, ... or an operation)", r.Name)
 		}
 	}
 	if b.err != nil {

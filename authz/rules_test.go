@@ -90,6 +90,10 @@ func TestBuilderErrors(t *testing.T) {
 		{authz.NewBuilder().Allow("x").Read().Where("status=final"), "exactly one type"},
 		{authz.NewBuilder().Allow("x").Read().Types("Observation").Where("nosuch=1"), "nosuch"},
 		{authz.NewBuilder().Deny("x").Read().AllTypes().InCompartment("Patient", "1"), "deny rule cannot"},
+		{authz.NewBuilder().Allow("x").Types("Patient"), "no permission"},
+		{authz.NewBuilder().Allow("x").Operations("export"), "not an operation name"},
+		{authz.NewBuilder().Allow("x").Read().InCompartment("Patient", "1").CompartmentParams("Device"), "not Type:param"},
+		{authz.NewBuilder().Allow("x").Read().InCompartment("Patient", "1").CompartmentParams("Device:type"), "no reference parameter"},
 	} {
 		if _, err := tc.b.Build(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want %q", err, tc.want)
