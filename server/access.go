@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
@@ -29,10 +30,7 @@ func (h *Handler) access(r *http.Request, i authz.Interaction, typ string) (stor
 	}
 	d := caller.Decide(authz.Request{Interaction: i, Type: typ})
 	if !d.Allow {
-		if typ == "" {
-			return store.Filter{}, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s", i)
-		}
-		return store.Filter{}, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s of %s", i, typ)
+		return store.Filter{}, denied(d, i, typ)
 	}
 	if i != authz.Search && typ != "" && wholeType(d.Filter, typ) {
 		// Everything of typ: no condition to apply. (Not for a search,
@@ -40,6 +38,23 @@ func (h *Handler) access(r *http.Request, i authz.Interaction, typ string) (stor
 		return store.AllowAll(), nil
 	}
 	return d.Filter, nil
+}
+
+// denied is the 403 of a decision that does not allow interaction i on
+// typ ("" for every type). It says whether the token's scopes or the
+// server's access policy refused, not which rule: rule names are the
+// administrator's (the audit log and $explain-access show them).
+func denied(d authz.Decision, i authz.Interaction, typ string) error {
+	who := "the access token's scopes do not"
+	if strings.HasPrefix(d.Rule, "policy:") {
+		who = "the server's access policy does not"
+	} else if strings.HasPrefix(d.Rule, "scopes and policy:") {
+		who = "the access token's scopes and the server's access policy together do not"
+	}
+	if typ == "" {
+		return fhir.Errorf(fhir.KindForbidden, "%s allow %s", who, i)
+	}
+	return fhir.Errorf(fhir.KindForbidden, "%s allow %s of %s", who, i, typ)
 }
 
 // wholeType reports whether f admits every resource of typ.

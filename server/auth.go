@@ -52,7 +52,8 @@ const (
 // error="invalid_token", and one that sends a token in the query string
 // (access_token=, which leaks into logs and Referer headers) gets 401 with
 // error="invalid_request" even when a header is sent too. A verified
-// caller is put in the request context (CallerFrom).
+// caller is put in the request context (CallerFrom), with the server's
+// access policy and the request's tenant.
 func (h *Handler) bearer(v TokenVerifier) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +97,14 @@ func (h *Handler) bearer(v TokenVerifier) func(http.Handler) http.Handler {
 				h.writeError(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(withCaller(r.Context(), caller)))
+			// A copy: the verifier may hand out cached callers. The copy
+			// carries the access policy and the tenant the token is used
+			// on, so that every decision made for it (caller.Decide) applies
+			// both.
+			c := *caller
+			c.Access = h.policy
+			c.Tenant = h.tenantFrom(r.Context()).name
+			next.ServeHTTP(w, r.WithContext(withCaller(r.Context(), &c)))
 		})
 	}
 }

@@ -69,7 +69,7 @@ func (h *Handler) requireUnrestricted(next http.Handler) http.Handler {
 		for _, i := range is {
 			d := caller.Decide(authz.Request{Interaction: i})
 			if !d.Allow {
-				h.writeError(w, r, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s", i))
+				h.writeError(w, r, denied(d, i, ""))
 				return
 			}
 			if enforced[i] && !bundle {

@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/search"
 	"github.com/fhirserver/fhirserver/store"
@@ -129,6 +130,10 @@ type Deps struct {
 	AuthMode AuthMode
 	// TokenVerifier checks bearer tokens (AuthSmart).
 	TokenVerifier TokenVerifier
+	// AccessPolicy, when set, narrows what every token's scopes allow by
+	// who the caller is (a policy file; see authz.AccessPolicy). Without
+	// one the scopes alone decide.
+	AccessPolicy *authz.AccessPolicy
 	// AuthServer, when set, serves the SMART authorization server's paths:
 	// B/oauth/..., B/.well-known/openid-configuration,
 	// B/fhir/.well-known/smart-configuration, B/fhir/login and
@@ -165,6 +170,7 @@ type Handler struct {
 	maxBody   int64
 	auth      AuthMode
 	verifier  TokenVerifier
+	policy    *authz.AccessPolicy
 	authSrv   http.Handler
 	oauthURIs *OAuthURIs
 	types     map[string]bool
@@ -276,6 +282,7 @@ func newHandler(deps Deps) (*Handler, error) {
 		maxBody:   maxBody,
 		auth:      auth,
 		verifier:  deps.TokenVerifier,
+		policy:    deps.AccessPolicy,
 		authSrv:   deps.AuthServer,
 		oauthURIs: deps.OAuthURIs,
 		types:     types,

@@ -148,3 +148,24 @@ func TestLoad(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestREADMEExample parses the example of the README's Access policies
+// section, so that the documentation stays valid.
+func TestREADMEExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "## Access policies")
+	if !ok {
+		t.Fatal("no Access policies section")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block")
+	}
+	if _, err := policyfile.Parse([]byte(block), "README.md"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/fhirserver/fhirserver/authz"
+	"github.com/fhirserver/fhirserver/authz/policyfile"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/server"
 	"github.com/fhirserver/fhirserver/validate"
@@ -30,11 +32,25 @@ type serveCmd struct {
 	SlowQuery         time.Duration `name:"slow-query" env:"FHIR_SLOW_QUERY" default:"500ms" help:"Log the SQL of search statements that take at least this long (0 turns it off); their bind values at --log-level debug."`
 	DebugAddr         string        `name:"debug-addr" env:"FHIR_DEBUG_ADDR" help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly."`
 	ConditionalDelete string        `name:"conditional-delete" env:"FHIR_CONDITIONAL_DELETE" default:"single" enum:"single,multiple" help:"single: a conditional delete matching several resources gets 412; multiple deletes them all."`
+	Policy            string        `name:"policy" env:"FHIR_POLICY" placeholder:"FILE" help:"Access policy file (YAML or JSON): rules per caller that narrow what tokens' scopes allow; see README, Access policies."`
 }
 
 func (c *serveCmd) Run(e *env) error {
 	if c.Auth == string(server.AuthNone) {
 		e.log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who can reach this server can read and change all data; use only for local development")
+	}
+
+	// The policy first: a bad one stops the start before anything opens.
+	var policy *authz.AccessPolicy
+	if c.Policy != "" {
+		if c.Auth != string(server.AuthSmart) {
+			return usageError{errors.New("--policy needs --auth smart: without tokens there is no caller to apply it to")}
+		}
+		var err error
+		if policy, err = policyfile.Load(c.Policy); err != nil {
+			return usageError{fmt.Errorf("the access policy is invalid: %w", err)}
+		}
+		e.log.Info("access policy loaded", "file", c.Policy, "rules", policy.Len())
 	}
 
 	st, err := openStore(e.ctx, e.cli.DatabaseURL)
@@ -59,6 +75,7 @@ func (c *serveCmd) Run(e *env) error {
 	ep := auth.Endpoints()
 	h, err := server.NewRouter(server.Deps{
 		TokenVerifier: tokenVerifier{auth.Verifier()},
+		AccessPolicy:  policy,
 		AuthServer:    auth.Routes(),
 		OAuthURIs:     &server.OAuthURIs{Authorize: ep.Authorize, Token: ep.Token, Revoke: ep.Revoke, Introspect: ep.Introspect},
 		Store:         st,
