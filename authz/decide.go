@@ -155,6 +155,10 @@ func (p Policy) Decide(req Request) Decision {
 
 // Caller is who makes a request, from a verified access token.
 type Caller struct {
+	// Issuer is "" for tokens of this server, and the iss of a trusted
+	// external issuer's token (whose ClientID and Subject are that
+	// issuer's, not ours).
+	Issuer   string
 	ClientID string
 	Subject  string
 	// Scopes are the granted scopes, as in the token.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/oauth"
@@ -11,13 +12,23 @@ import (
 	"github.com/fhirserver/fhirserver/store"
 )
 
-// tokenVerifier adapts the authorization server's verifier to the resource
-// server: oauth claims become an authz.Caller, and a bad token becomes
-// server.ErrInvalidToken (401) while anything else stays internal (500).
-type tokenVerifier struct{ v *oauth.Verifier }
+// tokenVerifier adapts the authorization server's verifier, and the
+// verifier of trusted external issuers (nil when there are none), to the
+// resource server: a token whose iss is a trusted issuer goes to ext, any
+// other to own; oauth claims become an authz.Caller, and a bad token
+// becomes server.ErrInvalidToken (401) while anything else stays internal
+// (500).
+type tokenVerifier struct {
+	own *oauth.Verifier
+	ext *oauth.ExternalVerifier
+}
 
 func (t tokenVerifier) Verify(ctx context.Context, raw string) (*authz.Caller, error) {
-	c, err := t.v.Verify(ctx, raw)
+	verify, external := t.own.Verify, t.ext.Trusts(raw)
+	if external {
+		verify = t.ext.Verify
+	}
+	c, err := verify(ctx, raw)
 	if errors.Is(err, oauth.ErrInvalidToken) {
 		return nil, fmt.Errorf("%w: %v", server.ErrInvalidToken, err)
 	}
@@ -25,8 +36,59 @@ func (t tokenVerifier) Verify(ctx context.Context, raw string) (*authz.Caller, e
 		return nil, err
 	}
 	caller := &authz.Caller{ClientID: c.ClientID, Subject: c.Subject, Scopes: c.Scopes, Patient: c.Patient}
+	if external {
+		caller.Issuer = c.Issuer
+	}
 	caller.FHIRUserType, caller.FHIRUserID, _ = authz.ParseFHIRUser(c.FHIRUser)
 	return caller, nil
+}
+
+// parseTrustedIssuers reads --trusted-issuer values, ISSUER=JWKS_URL (split
+// at the first "=", since a JWKS URL may have a query). Our own issuer
+// cannot be one: its tokens are verified against our keys and revocation
+// list.
+func parseTrustedIssuers(values []string, ownIssuer string) ([]oauth.TrustedIssuer, error) {
+	var out []oauth.TrustedIssuer
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		iss, jwks, ok := strings.Cut(v, "=")
+		if !ok || iss == "" || jwks == "" {
+			return nil, fmt.Errorf("--trusted-issuer %q: give ISSUER=JWKS_URL", v)
+		}
+		if strings.TrimRight(iss, "/") == strings.TrimRight(ownIssuer, "/") {
+			return nil, fmt.Errorf("--trusted-issuer %q: that is this server's own issuer", v)
+		}
+		out = append(out, oauth.TrustedIssuer{Issuer: iss, JWKSURL: jwks})
+	}
+	return out, nil
+}
+
+// newExternalVerifier builds the verifier of the trusted issuers given to
+// serve, or returns nil when there are none. Its JWKS refreshes stop when
+// the command's context ends.
+func newExternalVerifier(e *env, c *serveCmd) (*oauth.ExternalVerifier, error) {
+	issuers, err := parseTrustedIssuers(c.TrustedIssuers, c.BaseURL)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if len(issuers) == 0 {
+		return nil, nil
+	}
+	v, err := oauth.NewExternalVerifier(e.ctx, oauth.ExternalConfig{
+		Audience: strings.TrimRight(c.BaseURL, "/") + "/fhir",
+		Issuers:  issuers,
+		Logger:   e.log,
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	for _, ti := range issuers {
+		e.log.Info("trusting an external issuer", "issuer", ti.Issuer, "jwks_url", ti.JWKSURL)
+	}
+	return v, nil
 }
 
 // newAuthServer builds the SMART authorization server on the store.

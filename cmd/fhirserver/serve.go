@@ -33,6 +33,7 @@ type serveCmd struct {
 	DebugAddr         string        `name:"debug-addr" env:"FHIR_DEBUG_ADDR" help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly."`
 	ConditionalDelete string        `name:"conditional-delete" env:"FHIR_CONDITIONAL_DELETE" default:"single" enum:"single,multiple" help:"single: a conditional delete matching several resources gets 412; multiple deletes them all."`
 	Policy            string        `name:"policy" env:"FHIR_POLICY" placeholder:"FILE" help:"Access policy file (YAML or JSON): rules per caller that narrow what tokens' scopes allow; see README, Access policies."`
+	TrustedIssuers    []string      `name:"trusted-issuer" env:"FHIR_TRUSTED_ISSUERS" sep:"," placeholder:"ISSUER=JWKS_URL" help:"Also accept access tokens of this external issuer, verified against its JWKS (repeatable; the variable takes a comma-separated list)."`
 }
 
 func (c *serveCmd) Run(e *env) error {
@@ -72,9 +73,13 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	ext, err := newExternalVerifier(e, c)
+	if err != nil {
+		return err
+	}
 	ep := auth.Endpoints()
 	h, err := server.NewRouter(server.Deps{
-		TokenVerifier: tokenVerifier{auth.Verifier()},
+		TokenVerifier: tokenVerifier{own: auth.Verifier(), ext: ext},
 		AccessPolicy:  policy,
 		AuthServer:    auth.Routes(),
 		OAuthURIs:     &server.OAuthURIs{Authorize: ep.Authorize, Token: ep.Token, Revoke: ep.Revoke, Introspect: ep.Introspect},
