@@ -25,8 +25,9 @@ const wardPolicy = `rules:
     allow: all
 `
 
-// policyServer is a server with SMART auth, wardPolicy and two tokens:
-// "doc" (a practitioner's user/*.cruds) and "sys" (system/*.cruds).
+// policyServer sets up SMART auth with policy and three tokens: "doc" (a
+// practitioner's user/*.cruds), "sys" (system/*.cruds) and "ops"
+// (system/*.rs, of the admin client ops).
 func policyServer(t *testing.T, policy string, change ...func(*server.Deps)) func(*server.Deps) {
 	t.Helper()
 	p, err := policyfile.Parse([]byte(policy), "policy.yaml")
@@ -36,11 +37,13 @@ func policyServer(t *testing.T, policy string, change ...func(*server.Deps)) fun
 	tokens := mapVerifier{
 		"doc": {ClientID: "ehr", Subject: "doc", Scopes: []string{"openid", "fhirUser", "user/*.cruds"}, FHIRUserType: "Practitioner", FHIRUserID: "doc"},
 		"sys": {ClientID: "backend", Subject: "backend", Scopes: []string{"system/*.cruds"}},
+		"ops": {ClientID: "ops", Subject: "ops", Scopes: []string{"system/*.rs"}},
 	}
 	return func(d *server.Deps) {
 		d.AuthMode = server.AuthSmart
 		d.TokenVerifier = tokens
 		d.AccessPolicy = p
+		d.AdminClients = []string{"ops"}
 		for _, c := range change {
 			c(d)
 		}

@@ -134,6 +134,9 @@ type Deps struct {
 	// who the caller is (a policy file; see authz.AccessPolicy). Without
 	// one the scopes alone decide.
 	AccessPolicy *authz.AccessPolicy
+	// AdminClients are the OAuth client ids whose tokens are
+	// administrators' (B/fhir/$explain-access); none when empty.
+	AdminClients []string
 	// AuthServer, when set, serves the SMART authorization server's paths:
 	// B/oauth/..., B/.well-known/openid-configuration,
 	// B/fhir/.well-known/smart-configuration, B/fhir/login and
@@ -171,6 +174,7 @@ type Handler struct {
 	auth      AuthMode
 	verifier  TokenVerifier
 	policy    *authz.AccessPolicy
+	admins    map[string]bool
 	authSrv   http.Handler
 	oauthURIs *OAuthURIs
 	types     map[string]bool
@@ -263,6 +267,13 @@ func newHandler(deps Deps) (*Handler, error) {
 	default:
 		return nil, fmt.Errorf("server: conditional delete mode %q is not single or multiple", cd)
 	}
+	admins := map[string]bool{}
+	for _, id := range deps.AdminClients {
+		if id == "" {
+			return nil, errors.New("server: an admin client id is empty")
+		}
+		admins[id] = true
+	}
 	types := make(map[string]bool, len(served))
 	var list []string
 	for _, t := range served {
@@ -283,6 +294,7 @@ func newHandler(deps Deps) (*Handler, error) {
 		auth:      auth,
 		verifier:  deps.TokenVerifier,
 		policy:    deps.AccessPolicy,
+		admins:    admins,
 		authSrv:   deps.AuthServer,
 		oauthURIs: deps.OAuthURIs,
 		types:     types,
@@ -340,6 +352,12 @@ func (h *Handler) fhirRoutes(r chi.Router) {
 	r.Use(h.negotiate)
 	// Public: a client reads the CapabilityStatement before it has a token.
 	r.Get("/metadata", h.metadata)
+	// Administrators only, outside the interactions' access checks.
+	r.Group(func(r chi.Router) {
+		r.Use(h.adminOnly)
+		r.Get("/$explain-access", h.explainAccess)
+		r.Post("/$explain-access", h.explainAccess)
+	})
 	// Everything else needs a caller once authentication exists.
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
