@@ -410,3 +410,36 @@ func TestSlowQueryLog(t *testing.T) {
 		})
 	}
 }
+
+// TestFullTextFlag checks that --full-text makes _text and _content
+// searchable and listed in the CapabilityStatement, and that without it
+// they are reported as unsupported.
+func TestFullTextFlag(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			p := start(t, b.url(t), "--full-text")
+			obs := `{"resourceType":"Observation","status":"final","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Patient reports dizziness</div>"},"code":{"text":"Vertigo screening"}}`
+			resp, _ := do(t, "POST", p.base+"/fhir/Observation", "application/fhir+json", strings.NewReader(obs))
+			if resp.StatusCode != 201 {
+				t.Fatalf("create: %d", resp.StatusCode)
+			}
+			for q, want := range map[string]float64{"_text=dizziness": 1, "_content=vertigo": 1, "_text=vertigo": 0} {
+				resp, body := do(t, "GET", p.base+"/fhir/Observation?"+q+"&_total=accurate", "", nil, "Prefer", "handling=strict")
+				if resp.StatusCode != 200 || field(t, body, "total") != want {
+					t.Errorf("%s: %d, total %v, want %v\n%s", q, resp.StatusCode, field(t, body, "total"), want, body)
+				}
+			}
+			_, meta := do(t, "GET", p.base+"/fhir/metadata", "", nil)
+			if !strings.Contains(string(meta), `"name":"_content"`) {
+				t.Errorf("metadata does not list _content")
+			}
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		p := start(t, "sqlite:"+filepath.Join(t.TempDir(), "fhir.db"))
+		resp, body := do(t, "GET", p.base+"/fhir/Observation?_text=dizziness", "", nil, "Prefer", "handling=strict")
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "full-text") {
+			t.Errorf("strict _text without --full-text: %d %s", resp.StatusCode, body)
+		}
+	})
+}

@@ -81,7 +81,7 @@ func (h *Handler) capability(base string) []byte {
 	revIncludes := revIncludesByTarget()
 	resources := make([]capResource, 0, len(h.typeList))
 	for _, t := range h.typeList {
-		params := searchParamsOf(t)
+		params := searchParamsOf(t, h.fullText())
 		includes := []string{"*"}
 		for _, p := range params {
 			if p.Type == string(fhir.SearchParamReference) {
@@ -124,7 +124,7 @@ func (h *Handler) capability(base string) []byte {
 			Mode:        "server",
 			Resource:    resources,
 			Interaction: []capInteraction{{"transaction"}, {"batch"}, {"history-system"}, {"search-system"}},
-			SearchParam: searchParamsOf("Resource"),
+			SearchParam: searchParamsOf("Resource", h.fullText()),
 			Security:    h.security(),
 		}},
 	}
@@ -151,12 +151,16 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 
 // searchParamsOf lists the search parameters of a resource type (of every
 // resource for "Resource"), from the generated registry. Left out are those
-// the specification defines without an expression (_text, _content,
-// _query), which cannot be indexed, and the special Location near, which
-// the store does not implement.
-func searchParamsOf(typ string) []capSearchParam {
+// the specification defines without an expression (_query; _text and
+// _content unless the store searches full text), and the special Location
+// near, which the store does not implement.
+func searchParamsOf(typ string, fullText bool) []capSearchParam {
 	var out []capSearchParam
 	for _, p := range fhir.SearchParams(typ) {
+		if fullText && (p.Code == "_text" || p.Code == "_content") {
+			out = append(out, capSearchParam{Name: p.Code, Definition: p.URL, Type: string(p.Type)})
+			continue
+		}
 		if p.Expression == "" || p.Type == fhir.SearchParamSpecial {
 			continue
 		}

@@ -142,6 +142,7 @@ func (h *Handler) searchset(t tenant, params url.Values, scope searchScope, stri
 		Strict:      strict,
 		MaxCount:    maxSearchCount,
 		Base:        t.base,
+		FullText:    h.fullText(),
 	})
 	if err != nil {
 		return nil, err
@@ -388,4 +389,14 @@ func ignoredOutcome(issues []search.Issue) []byte {
 	}
 	b, _ := json.Marshal(oo) // strings only: cannot fail
 	return b
+}
+
+// fullTextStore is a store that may implement _text and _content.
+type fullTextStore interface{ SearchesFullText() bool }
+
+// fullText reports whether the store searches _text and _content; without
+// it they are unknown parameters (ignored and reported, or 400 strict).
+func (h *Handler) fullText() bool {
+	ft, ok := h.store.(fullTextStore)
+	return ok && ft.SearchesFullText()
 }

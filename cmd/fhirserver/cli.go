@@ -20,6 +20,7 @@ import (
 type cli struct {
 	DatabaseURL string `name:"database-url" env:"DATABASE_URL" default:"sqlite:data/fhir.db" help:"sqlite:PATH or postgres://..."`
 	LogLevel    string `name:"log-level" env:"FHIR_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error"`
+	FullText    bool   `name:"full-text" env:"FHIR_FULL_TEXT" help:"Index the text of resources for _text and _content searches (costs write time; run reindex after turning it on)."`
 
 	Serve   serveCmd   `cmd:"" default:"withargs" help:"Run the FHIR server (the default command)."`
 	Migrate migrateCmd `cmd:"" help:"Apply pending database migrations and exit."`
@@ -86,12 +87,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // openStore opens (and migrates) the database named by a URL.
-func openStore(ctx context.Context, url string) (store.Store, error) {
+func openStore(ctx context.Context, url string, fullText bool) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(url, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
+		s, err := sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
+		if err != nil {
+			return nil, err
+		}
+		s.Store.FullText = fullText
+		return s, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return postgres.Open(ctx, url)
+		s, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		s.Store.FullText = fullText
+		return s, nil
 	default:
 		return nil, usageError{fmt.Errorf("--database-url must start with sqlite: or postgres://")}
 	}
@@ -100,7 +111,7 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 type migrateCmd struct{}
 
 func (migrateCmd) Run(e *env) error {
-	s, err := openStore(e.ctx, e.cli.DatabaseURL)
+	s, err := openStore(e.ctx, e.cli.DatabaseURL, e.cli.FullText)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ type importCmd struct {
 }
 
 func (c *importCmd) Run(e *env) error {
-	st, err := openStore(e.ctx, e.cli.DatabaseURL)
+	st, err := openStore(e.ctx, e.cli.DatabaseURL, e.cli.FullText)
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}

@@ -17,7 +17,7 @@ type reindexer interface {
 }
 
 func (c *reindexCmd) Run(e *env) error {
-	st, err := openStore(e.ctx, e.cli.DatabaseURL)
+	st, err := openStore(e.ctx, e.cli.DatabaseURL, e.cli.FullText)
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}

@@ -57,7 +57,7 @@ func (c *serveCmd) Run(e *env) error {
 		e.log.Info("access policy loaded", "file", c.Policy, "rules", policy.Len())
 	}
 
-	st, err := openStore(e.ctx, e.cli.DatabaseURL)
+	st, err := openStore(e.ctx, e.cli.DatabaseURL, e.cli.FullText)
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}

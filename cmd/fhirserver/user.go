@@ -93,7 +93,7 @@ type oauthStore interface {
 
 // openOAuthStore opens (and migrates) the database of --database-url.
 func openOAuthStore(e *env) (oauthStore, error) {
-	st, err := openStore(e.ctx, e.cli.DatabaseURL)
+	st, err := openStore(e.ctx, e.cli.DatabaseURL, e.cli.FullText)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,11 @@ type Entries struct {
 	Composites   []Composite
 	Positions    []Position    // special: Location near
 	Compartments []Compartment // sorted by type, then id
+
+	// Narrative and Content are what _text and _content search (see
+	// FullText); Extract leaves them empty, a store that implements
+	// full-text search fills them.
+	Narrative, Content string
 }
 
 // String is a row of a string parameter. HumanName and Address give one row

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -168,6 +169,13 @@ func (d *driver) Arrays() bool { return true }
 func (d *driver) NumericParam(ph string) string { return ph + "::numeric" }
 
 func (d *driver) NumericText(expr string) string { return "(" + expr + ")::text" }
+
+// FullTextMatch uses the expression of the idx_text_fts GIN index.
+func (d *driver) FullTextMatch(x, ph string) string {
+	return "to_tsvector('english', " + x + ".content) @@ plainto_tsquery('english', " + ph + ")"
+}
+
+func (d *driver) FullTextQuery(words []string) string { return strings.Join(words, " ") }
 
 // Analyze covers the tables whose statistics decide the shape of common
 // search plans (the others are left to autovacuum).

@@ -46,3 +46,15 @@ func TestCreateIDClash(t *testing.T) {
 	defer s.Close()
 	storetest.CreateIDClash(t, s, func(f func() string) { s.Store.NewID = f })
 }
+
+func TestFullText(t *testing.T) {
+	storetest.RunFullText(t, func(t *testing.T, fullText bool) store.Store {
+		s, err := postgres.Open(context.Background(), pg.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.Store.FullText = fullText
+		return s
+	})
+}

@@ -178,6 +178,21 @@ func (d *driver) NumericParam(ph string) string { return "CAST(" + ph + " AS REA
 // back.
 func (d *driver) NumericText(expr string) string { return "printf('%.17g', " + expr + ")" }
 
+// FullTextMatch looks the query up in the FTS5 table over idx_text.
+func (d *driver) FullTextMatch(x, ph string) string {
+	return x + ".rowid IN (SELECT rowid FROM idx_text_fts WHERE idx_text_fts MATCH " + ph + ")"
+}
+
+// FullTextQuery quotes every word, so that FTS5 reads none of them as an
+// operator; words side by side must all occur.
+func (d *driver) FullTextQuery(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = `"` + w + `"`
+	}
+	return strings.Join(q, " ")
+}
+
 // Analyze lets SQLite gather the statistics it finds useful, bounded in
 // time by analysis_limit.
 func (d *driver) Analyze() string { return "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002" }

@@ -41,3 +41,15 @@ func TestCreateIDClash(t *testing.T) {
 	defer s.Close()
 	storetest.CreateIDClash(t, s, func(f func() string) { s.Store.NewID = f })
 }
+
+func TestFullText(t *testing.T) {
+	storetest.RunFullText(t, func(t *testing.T, fullText bool) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fhir.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.Store.FullText = fullText
+		return s
+	})
+}

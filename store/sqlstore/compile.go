@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/fhirserver/fhirserver/fhir"
@@ -32,10 +33,12 @@ type compiler struct {
 	now    time.Time
 	n      int // numbers aliases
 	depth  int
+	// fullText: the store indexes text for _text and _content.
+	fullText bool
 }
 
-func newCompiler(d Dialect, tenant string, access Access, now time.Time) *compiler {
-	c := &compiler{d: d, access: access, now: now}
+func (s *Store) newCompiler(tenant string, access Access) *compiler {
+	c := &compiler{d: s.Driver, access: access, now: s.now(), fullText: s.FullText}
 	c.tenant = c.bind(tenant)
 	return c
 }
@@ -201,7 +204,7 @@ func (c *compiler) clauseCond(sc scope, cl *search.Clause) (cond, error) {
 		sql, err := c.lastUpdated(r, cl)
 		return plain(sql), err
 	case cl.Code == "_text" || cl.Code == "_content":
-		return cond{}, notSupported("full-text search (%s) is not supported", cl.Code)
+		return c.fullTextClause(cl)
 	}
 	typ := clauseType(cl)
 	if cl.Missing != nil || cl.Modifier == search.ModMissing {
@@ -798,4 +801,29 @@ func (c *compiler) has(sc scope, h *search.Has) (cond, error) {
 		" WHERE " + x + ".tenant = " + c.tenant + " AND " + x + ".type = " + c.bind(h.Type) + " AND " + x + ".param = " + c.bind(h.RefParam) + " AND " + x + ".url = ''" +
 		" AND " + c.base(t) + " AND " + inner
 	return set(x+".target_type", x+".target_id", sel), nil
+}
+
+// fullTextClause compiles _text (the narrative) or _content (every text
+// value): each value is a set of words that must all occur; values
+// separated by commas are alternatives.
+func (c *compiler) fullTextClause(cl *search.Clause) (cond, error) {
+	if !c.fullText {
+		return cond{}, notSupported("full-text search (%s) is not enabled on this server (serve --full-text)", cl.Code)
+	}
+	if cl.Modifier != search.ModNone {
+		return cond{}, invalid("modifier :%s does not apply to %s", cl.Modifier, cl.Code)
+	}
+	if len(cl.Values) == 0 {
+		return cond{}, invalid("parameter %s has no value", cl.Code)
+	}
+	x := c.alias("x")
+	ors := make([]string, 0, len(cl.Values))
+	for _, v := range cl.Values {
+		words := strings.FieldsFunc(v.Raw, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		if len(words) == 0 {
+			return cond{}, invalid("%s=%q has no words to search for", cl.Code, v.Raw)
+		}
+		ors = append(ors, c.d.FullTextMatch(x, c.bind(c.d.FullTextQuery(words))))
+	}
+	return set(x+".type", x+".id", "FROM idx_text "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors)), nil
 }

@@ -56,6 +56,7 @@ const (
 	tQuantity
 	tURI
 	tCompartment
+	tText
 	nTables
 )
 
@@ -76,6 +77,7 @@ var indexTables = [nTables]tableDef{
 	tQuantity:    {"idx_quantity", cols("param", "grp:int", "value:num", "low:num", "high:num", "system", "code", "unit")},
 	tURI:         {"idx_uri", cols("param", "grp:int", "value")},
 	tCompartment: {"idx_compartment", cols("comp_type", "comp_id")},
+	tText:        {"idx_text", cols("param", "content")},
 }
 
 func cols(names ...string) []column {
@@ -215,6 +217,12 @@ func (b *indexBatch) addEntries(typ, id string, e *index.Entries) {
 	for _, c := range e.Compartments {
 		b.add(tCompartment, typ, id, c.Type, c.ID)
 	}
+	if e.Narrative != "" {
+		b.add(tText, typ, id, "_text", e.Narrative)
+	}
+	if e.Content != "" {
+		b.add(tText, typ, id, "_content", e.Content)
+	}
 }
 
 // compositeParam names the rows of component i of composite parameter code.
@@ -270,6 +278,9 @@ func (s *Store) extract(typ string, body []byte) (*index.Entries, error) {
 			return nil, &fhir.Error{Kind: fe.Kind, Message: fmt.Sprintf("%s/%s cannot be indexed for search: %s", typ, idOf(body), fe.Message), Err: fe.Err}
 		}
 		return nil, fmt.Errorf("indexing %s: %w", typ, err)
+	}
+	if s.FullText {
+		e.Narrative, e.Content = index.FullText(body)
 	}
 	return e, nil
 }

@@ -30,6 +30,11 @@ type Store struct {
 	// them. The store itself logs nothing.
 	SlowQuery      func(sql string, args []any, d time.Duration)
 	SlowQueryAfter time.Duration
+	// FullText turns on full-text search: writes (and Reindex) store the
+	// text of each resource for _text and _content, and searches accept
+	// them. Resources written while it was off have no text until
+	// Reindex runs with it on.
+	FullText bool
 
 	analyze analyzeState
 }
@@ -284,6 +289,9 @@ func (s *Store) deleteIn(ctx context.Context, tx Querier, d store.Delete) (*fhir
 	}
 	return &fhir.Resource{Type: d.Type, ID: d.ID, Version: version, LastUpdated: now, Deleted: true}, nil
 }
+
+// SearchesFullText reports whether searches accept _text and _content.
+func (s *Store) SearchesFullText() bool { return s.FullText }
 
 // LogSlowQueries sets the SlowQuery hook: f is called for every search
 // statement that takes at least after.

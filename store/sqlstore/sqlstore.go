@@ -69,6 +69,14 @@ type Dialect interface {
 	// searches right after a large import do not run on plans made for
 	// empty tables.
 	Analyze() string
+	// FullTextMatch is the condition that the content column of the
+	// idx_text row x matches the full-text query bound at placeholder, a
+	// value made by FullTextQuery. Every word of the query must occur
+	// (stemmed, case- and accent-insensitive).
+	FullTextMatch(x, placeholder string) string
+	// FullTextQuery turns words (letters and digits only, at least one)
+	// into the value FullTextMatch binds.
+	FullTextQuery(words []string) string
 }
 
 // micros converts a time to the stored representation.

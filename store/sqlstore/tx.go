@@ -100,6 +100,7 @@ func (t *tx) SearchAccess(ctx context.Context, tenant string, q *search.Query, a
 			Extract:        t.s.Extract,
 			SlowQuery:      t.s.SlowQuery,
 			SlowQueryAfter: t.s.SlowQueryAfter,
+			FullText:       t.s.FullText,
 		}
 	}
 	return t.view.SearchAccess(ctx, t.tenant, q, a)
