@@ -152,8 +152,8 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 // searchParamsOf lists the search parameters of a resource type (of every
 // resource for "Resource"), from the generated registry. Left out are those
 // the specification defines without an expression (_query; _text and
-// _content unless the store searches full text), and the special Location
-// near, which the store does not implement.
+// _content unless the store searches full text), and special ones other
+// than Location near.
 func searchParamsOf(typ string, fullText bool) []capSearchParam {
 	var out []capSearchParam
 	for _, p := range fhir.SearchParams(typ) {
@@ -161,7 +161,7 @@ func searchParamsOf(typ string, fullText bool) []capSearchParam {
 			out = append(out, capSearchParam{Name: p.Code, Definition: p.URL, Type: string(p.Type)})
 			continue
 		}
-		if p.Expression == "" || p.Type == fhir.SearchParamSpecial {
+		if p.Expression == "" || p.Type == fhir.SearchParamSpecial && p.XPathUsage != "nearby" {
 			continue
 		}
 		out = append(out, capSearchParam{Name: p.Code, Definition: p.URL, Type: string(p.Type)})

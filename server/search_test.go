@@ -731,7 +731,7 @@ func TestSearchCapability(t *testing.T) {
 				t.Errorf("Patient includes %v revincludes %v", r.SearchInclude, r.SearchRevInclude)
 			}
 		case "Location":
-			if params["near"] != "" || params["address-city"] == "" {
+			if params["near"] != "special http://hl7.org/fhir/SearchParameter/Location-near" || params["address-city"] == "" {
 				t.Errorf("Location parameters %v", params)
 			}
 		case "Observation":

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -166,6 +167,8 @@ func tableFor(t fhir.SearchParamType) (table, bool) {
 		return tQuantity, true
 	case fhir.SearchParamURI:
 		return tURI, true
+	case fhir.SearchParamSpecial: // Location near, the only one parsed
+		return tPosition, true
 	}
 	return 0, false
 }
@@ -305,6 +308,11 @@ func (c *compiler) value(x string, typ fhir.SearchParamType, mod search.Modifier
 		return c.quantityValue(x, v)
 	case fhir.SearchParamURI:
 		return c.uriValue(x, mod, v)
+	case fhir.SearchParamSpecial:
+		if mod != search.ModNone {
+			return "", invalid("modifier :%s does not apply to near", mod)
+		}
+		return c.nearValue(x, v)
 	}
 	return "", notSupported("search parameters of type %s are not supported", typ)
 }
@@ -826,4 +834,48 @@ func (c *compiler) fullTextClause(cl *search.Clause) (cond, error) {
 		ors = append(ors, c.d.FullTextMatch(x, c.bind(c.d.FullTextQuery(words))))
 	}
 	return set(x+".type", x+".id", "FROM idx_text "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors)), nil
+}
+
+// Location near: distances on a sphere of the Earth's mean radius, where a
+// degree of latitude is kmPerDegree long.
+const (
+	kmPerDegree = 6371.0088 * math.Pi / 180
+	// defaultNearKm is the distance of a near without one.
+	defaultNearKm = 5
+)
+
+// nearUnits are the distance units near accepts (UCUM codes), in km.
+var nearUnits = map[string]float64{"km": 1, "m": 0.001, "[mi_i]": 1.609344, "[nmi_i]": 1.852}
+
+// nearValue compiles near=lat|long[|distance[|unit]]: the position is
+// within the distance, by the equirectangular approximation (the longitude
+// difference scaled by the cosine of the searched latitude), which is
+// within 1% of the great-circle distance up to a few hundred kilometres
+// away from the poles. The index serves a bounding box first. A search
+// box that crosses the antimeridian is cut at it.
+func (c *compiler) nearValue(x string, v *search.Value) (string, error) {
+	lat, err1 := strconv.ParseFloat(v.Latitude, 64)
+	lon, err2 := strconv.ParseFloat(v.Longitude, 64)
+	if err1 != nil || err2 != nil {
+		return "", invalid("%q is not latitude|longitude in decimal degrees", v.Raw)
+	}
+	km := float64(defaultNearKm)
+	if v.Number != "" {
+		d, err := strconv.ParseFloat(v.Number, 64)
+		perKm, ok := nearUnits[v.UnitCode]
+		if err != nil || !ok {
+			return "", invalid("%q: the distance must be a number in km, m, [mi_i] or [nmi_i]", v.Raw)
+		}
+		km = d * perKm
+	}
+	dLat := km / kmPerDegree
+	cos := math.Cos(lat * math.Pi / 180)
+	box := "(" + x + ".lat BETWEEN " + c.bind(lat-dLat) + " AND " + c.bind(lat+dLat)
+	if cos > 1e-9 && dLat/cos < 180 {
+		dLon := dLat / cos
+		box += " AND " + x + ".lon BETWEEN " + c.bind(lon-dLon) + " AND " + c.bind(lon+dLon)
+	}
+	dy := "(" + x + ".lat - " + c.bind(lat) + ")"
+	dx := "((" + x + ".lon - " + c.bind(lon) + ") * " + c.bind(cos) + ")"
+	return box + " AND " + dy + " * " + dy + " + " + dx + " * " + dx + " <= " + c.bind(dLat*dLat) + ")", nil
 }

@@ -57,6 +57,7 @@ const (
 	tURI
 	tCompartment
 	tText
+	tPosition
 	nTables
 )
 
@@ -78,6 +79,7 @@ var indexTables = [nTables]tableDef{
 	tURI:         {"idx_uri", cols("param", "grp:int", "value")},
 	tCompartment: {"idx_compartment", cols("comp_type", "comp_id")},
 	tText:        {"idx_text", cols("param", "content")},
+	tPosition:    {"idx_position", cols("param", "lat:num", "lon:num")},
 }
 
 func cols(names ...string) []column {
@@ -216,6 +218,11 @@ func (b *indexBatch) addEntries(typ, id string, e *index.Entries) {
 	}
 	for _, c := range e.Compartments {
 		b.add(tCompartment, typ, id, c.Type, c.ID)
+	}
+	for _, p := range e.Positions {
+		if p.Latitude != "" && p.Longitude != "" {
+			b.add(tPosition, typ, id, p.Code, numOrNull(p.Latitude), numOrNull(p.Longitude))
+		}
 	}
 	if e.Narrative != "" {
 		b.add(tText, typ, id, "_text", e.Narrative)
