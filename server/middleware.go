@@ -81,17 +81,24 @@ func (h *Handler) logAndRecover(next http.Handler) http.Handler {
 				status = http.StatusOK // the handler wrote nothing at all
 			}
 			level := slog.LevelInfo
-			if status >= 500 {
+			// A request whose client went away ends in an error nobody
+			// reads: no fault of the server, so not an ERROR line.
+			gone := r.Context().Err() != nil
+			if status >= 500 && !gone {
 				level = slog.LevelError
 			}
-			h.log.LogAttrs(r.Context(), level, "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", requestIDFrom(r.Context())),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), // no query: it may carry personal data
 				slog.Int("status", status),
 				slog.Int("bytes", ww.BytesWritten()),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			)
+			}
+			if gone {
+				attrs = append(attrs, slog.Bool("client_gone", true))
+			}
+			h.log.LogAttrs(r.Context(), level, "request", attrs...)
 			if p == http.ErrAbortHandler {
 				// net/http uses this panic to abort a response on purpose.
 				panic(p)

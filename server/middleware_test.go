@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -98,5 +100,23 @@ func TestAcceptable(t *testing.T) {
 		if (tt.want == "") == ok || got != tt.want {
 			t.Errorf("acceptable(%q) = %q, %v; want %q", tt.accept, got, ok, tt.want)
 		}
+	}
+}
+
+// A request whose client went away is logged at INFO with client_gone,
+// not as a server error.
+func TestClientGoneIsNotAnError(t *testing.T) {
+	var logs bytes.Buffer
+	h := &Handler{log: slog.New(slog.NewJSONHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel() // the client hangs up while the handler works
+		h.writeError(w, r, fmt.Errorf("searching: %w", r.Context().Err()))
+	})
+	req := httptest.NewRequest(http.MethodGet, "/fhir/Patient", nil).WithContext(ctx)
+	h.requestID(h.logAndRecover(slow)).ServeHTTP(httptest.NewRecorder(), req)
+	l := logs.String()
+	if strings.Contains(l, `"level":"ERROR"`) || !strings.Contains(l, `"status":500`) || !strings.Contains(l, `"client_gone":true`) {
+		t.Errorf("log:\n%s", l)
 	}
 }
