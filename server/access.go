@@ -108,13 +108,18 @@ func notKnown(typ, id string) error {
 }
 
 // visibleIn reports whether the current version of typ/id, as the
-// transaction tx sees it (its own writes included), is inside f.
-func visibleIn(ctx context.Context, tx store.Tx, tenant, typ, id string, f store.Filter) (bool, error) {
+// transaction tx sees it (its own writes included), is inside f. A
+// resource outside is noted for the audit of the write.
+func visibleIn(ctx context.Context, tx store.Tx, tenant, typ, id string, f store.Filter) (ok bool, err error) {
 	fs, ok := tx.(store.FilteredSearcher)
 	if !ok {
 		return false, errors.New("server: the store's transactions cannot apply an access filter")
 	}
-	return authz.Visible(ctx, fs, tenant, typ, id, f)
+	ok, err = authz.Visible(ctx, fs, tenant, typ, id, f)
+	if err == nil && !ok {
+		noteOutside(ctx, typ, id, f)
+	}
+	return ok, err
 }
 
 // errOutside answers a write whose result would be outside what the

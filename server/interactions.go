@@ -335,6 +335,7 @@ func (h *Handler) writeRead(w http.ResponseWriter, r *http.Request, res *fhir.Re
 // writeWritten answers create and update with the stored version, shaped by
 // Prefer: return=minimal (no body), return=OperationOutcome, or the resource.
 func (h *Handler) writeWritten(w http.ResponseWriter, r *http.Request, status int, res *fhir.Resource, did string) {
+	noteWritten(r.Context(), res)
 	setVersionHeaders(w, res)
 	if status == http.StatusCreated {
 		t := h.tenantFrom(r.Context())

@@ -134,6 +134,12 @@ type Deps struct {
 	// who the caller is (a policy file; see authz.AccessPolicy). Without
 	// one the scopes alone decide.
 	AccessPolicy *authz.AccessPolicy
+	// AuditEvents, when set, stores an AuditEvent resource per write
+	// (allowed or denied) besides the audit log line every write gets.
+	AuditEvents bool
+	// AuditLogger receives the audit lines (message "audit"); nil means
+	// Logger.
+	AuditLogger *slog.Logger
 	// AdminClients are the OAuth client ids whose tokens are
 	// administrators' (B/fhir/$explain-access); none when empty.
 	AdminClients []string
@@ -175,12 +181,15 @@ type Handler struct {
 	verifier  TokenVerifier
 	policy    *authz.AccessPolicy
 	admins    map[string]bool
-	authSrv   http.Handler
-	oauthURIs *OAuthURIs
-	types     map[string]bool
-	typeList  []string // served types in the order given, for metadata
-	started   time.Time
-	root      *chi.Mux // to compute Allow for 405 answers
+	// auditLog receives the audit lines; auditEvents stores AuditEvents.
+	auditLog    *slog.Logger
+	auditEvents bool
+	authSrv     http.Handler
+	oauthURIs   *OAuthURIs
+	types       map[string]bool
+	typeList    []string // served types in the order given, for metadata
+	started     time.Time
+	root        *chi.Mux // to compute Allow for 405 answers
 	// elements is the generated element table for _summary and _elements.
 	elements     elementIndex
 	capabilities sync.Map // base URL -> CapabilityStatement JSON
@@ -231,6 +240,10 @@ func newHandler(deps Deps) (*Handler, error) {
 	logger := deps.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	auditLog := deps.AuditLogger
+	if auditLog == nil {
+		auditLog = logger
 	}
 	served := deps.ResourceTypes
 	if served == nil {
@@ -295,12 +308,15 @@ func newHandler(deps Deps) (*Handler, error) {
 		verifier:  deps.TokenVerifier,
 		policy:    deps.AccessPolicy,
 		admins:    admins,
-		authSrv:   deps.AuthServer,
-		oauthURIs: deps.OAuthURIs,
-		types:     types,
-		typeList:  list,
-		started:   time.Now().UTC(),
-		elements:  elementTable(),
+
+		auditLog:    auditLog,
+		auditEvents: deps.AuditEvents,
+		authSrv:     deps.AuthServer,
+		oauthURIs:   deps.OAuthURIs,
+		types:       types,
+		typeList:    list,
+		started:     time.Now().UTC(),
+		elements:    elementTable(),
 
 		maxEntries:       maxEntries,
 		references:       refs,
@@ -388,14 +404,15 @@ func (h *Handler) fhirRoutes(r chi.Router) {
 	})
 }
 
-// authenticate is where bearer-token validation goes (AuthMode smart): it
-// will resolve the caller and put it in the context, or answer 401. With
-// AuthNone every request passes; newHandler refuses other modes until then.
+// authenticate is the bearer-token validation (AuthMode smart): it
+// resolves the caller and puts it in the context, or answers 401; then the
+// audit of writes (audit.go) and the access check in front of the
+// handlers. With AuthNone every request passes, writes audited.
 func (h *Handler) authenticate(next http.Handler) http.Handler {
 	if h.auth != AuthSmart {
-		return next
+		return h.audit(next)
 	}
-	return h.bearer(h.verifier)(h.requireUnrestricted(next))
+	return h.bearer(h.verifier)(h.audit(h.requireUnrestricted(next)))
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {

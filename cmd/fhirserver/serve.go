@@ -34,6 +34,7 @@ type serveCmd struct {
 	SlowQuery         time.Duration `name:"slow-query" env:"FHIR_SLOW_QUERY" default:"500ms" help:"Log the SQL of search statements that take at least this long (0 turns it off); their bind values at --log-level debug."`
 	DebugAddr         string        `name:"debug-addr" env:"FHIR_DEBUG_ADDR" help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly."`
 	ConditionalDelete string        `name:"conditional-delete" env:"FHIR_CONDITIONAL_DELETE" default:"single" enum:"single,multiple" help:"single: a conditional delete matching several resources gets 412; multiple deletes them all."`
+	AuditEvents       bool          `name:"audit-events" env:"FHIR_AUDIT_EVENTS" help:"Also store an AuditEvent resource per write (allowed or denied); every write is logged (msg audit) either way."`
 	AdminClients      []string      `name:"admin-clients" env:"FHIR_ADMIN_CLIENTS" sep:"," placeholder:"ID" help:"OAuth client ids whose tokens are administrators' (B/fhir/$explain-access); register them for client_credentials."`
 	Policy            string        `name:"policy" env:"FHIR_POLICY" placeholder:"FILE" help:"Access policy file (YAML or JSON): rules per caller that narrow what tokens' scopes allow; see README, Access policies."`
 	TrustedIssuers    []string      `name:"trusted-issuer" env:"FHIR_TRUSTED_ISSUERS" sep:"," placeholder:"ISSUER=JWKS_URL" help:"Also accept access tokens of this external issuer, verified against its JWKS (repeatable; the variable takes a comma-separated list)."`
@@ -84,6 +85,7 @@ func (c *serveCmd) Run(e *env) error {
 	h, err := server.NewRouter(server.Deps{
 		TokenVerifier: tokenVerifier{own: auth.Verifier(), ext: ext},
 		AccessPolicy:  policy,
+		AuditEvents:   c.AuditEvents,
 		AdminClients:  slices.DeleteFunc(c.AdminClients, func(id string) bool { return strings.TrimSpace(id) == "" }),
 		AuthServer:    auth.Routes(),
 		OAuthURIs:     &server.OAuthURIs{Authorize: ep.Authorize, Token: ep.Token, Revoke: ep.Revoke, Introspect: ep.Introspect},
