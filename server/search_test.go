@@ -325,6 +325,29 @@ func TestSearch(t *testing.T) {
 		equal(t, "self link matches", again.keys("match"), want)
 	})
 
+	t.Run("terminology", func(t *testing.T) {
+		// v3-ActEncounterCode holds AMB and IMP, the classes of the Synthea
+		// encounters; :below IMP is IMP, ACUTE and NONAC.
+		classIs := func(codes ...string) []string {
+			return data.keys(func(r *sampleResource) bool {
+				c, _ := r.JSON["class"].(map[string]any)
+				return r.Type == "Encounter" && c["system"] == "http://terminology.hl7.org/CodeSystem/v3-ActCode" && slices.Contains(codes, c["code"].(string))
+			})
+		}
+		b := get(t, s, "/fhir/Encounter?_count=100&class:in=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode")
+		equal(t, "in", b.keys("match"), classIs("AMB", "IMP"))
+		again := get(t, s, local(t, b.link("self")))
+		equal(t, "self link of in", again.keys("match"), classIs("AMB", "IMP"))
+		b = get(t, s, "/fhir/Encounter?_count=100&class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode%7CIMP")
+		want := classIs("IMP", "ACUTE", "NONAC")
+		if len(want) == 0 {
+			t.Fatal("no inpatient encounter in the data")
+		}
+		equal(t, "below", b.keys("match"), want)
+		b = get(t, s, "/fhir/Encounter?_count=100&class:not-in=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode")
+		equal(t, "not-in", b.keys("match"), nil)
+	})
+
 	t.Run("all of a type", func(t *testing.T) {
 		b := get(t, s, "/fhir/Patient")
 		equal(t, "patients", b.keys("match"), ofType("Patient"))
@@ -611,6 +634,19 @@ func TestSearch(t *testing.T) {
 				Header: hdr(form...), Body: "family=%zz", ExpectStatus: 400, Check: expectOutcome("invalid", "form")},
 			{Name: "PUT _search", Method: http.MethodPut, Path: "/fhir/_search",
 				ExpectStatus: 405},
+			// Terminology: a value set that needs SNOMED CT or LOINC, and one
+			// that is not known, are errors even without handling=strict.
+			{Name: "value set not expandable", Path: "/fhir/Condition?code:in=http://hl7.org/fhir/ValueSet/condition-code",
+				ExpectStatus: 400, Check: expectOutcome("not-supported", "value set http://hl7.org/fhir/ValueSet/condition-code cannot be expanded without a terminology server, which this server does not have: its filter (concept is-a 404684003) needs http://snomed.info/sct")},
+			{Name: "value set not expandable, not-in", Method: http.MethodPost, Path: "/fhir/Observation/_search",
+				Header: hdr(form...), Body: "code:not-in=http://hl7.org/fhir/ValueSet/observation-codes",
+				ExpectStatus: 400, Check: expectOutcome("not-supported", "it includes every code of http://loinc.org")},
+			{Name: "value set unknown", Path: "/fhir/Observation?code:in=http://example.org/ValueSet/mine",
+				ExpectStatus: 400, Check: expectOutcome("invalid", "value set http://example.org/ValueSet/mine is not known here")},
+			{Name: "hierarchy not known", Path: "/fhir/Observation?code:below=http://loinc.org%7C8302-2",
+				ExpectStatus: 400, Check: expectOutcome("not-supported", "the concepts of code system http://loinc.org are not known here")},
+			{Name: "below without a system", Path: "/fhir/Encounter?class:below=IMP",
+				ExpectStatus: 400, Check: expectOutcome("invalid", ":below takes system|code")},
 		} {
 			sc.Do(t, s)
 		}

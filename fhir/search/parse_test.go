@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/terminology"
 )
 
 // describe renders a clause compactly for table tests: chains and _has as
@@ -60,6 +61,12 @@ func describeValue(v Value) string {
 				parts = append(parts, describeValue(p))
 			}
 			fields = append(fields, name+"="+strings.Join(parts, "$"))
+		case []terminology.CodeSet:
+			var sets []string
+			for _, cs := range x {
+				sets = append(sets, cs.System+"|"+strings.Join(cs.Codes, ","))
+			}
+			fields = append(fields, name+"="+strings.Join(sets, ";"))
 		default:
 			fields = append(fields, fmt.Sprintf("%s=%v", name, x))
 		}
@@ -107,10 +114,22 @@ func TestParseClauses(t *testing.T) {
 		{opts("Observation"), `code=a\|b|c\,d`, []string{`code {Raw=a|b|c,d System=a|b HasSystem=true Code=c,d}`}},
 		{opts("Observation"), "code:not=x,y", []string{"code :not {Raw=x Code=x} {Raw=y Code=y}"}},
 		{opts("Observation"), "code:text=Bl%C3%BCt", []string{"code :text {Raw=Blüt Str=blut}"}},
-		{opts("Observation"), "code:in=http://acme.org/vs|2", []string{"code :in {Raw=http://acme.org/vs|2 URL=http://acme.org/vs|2}"}},
-		{opts("Observation"), "code:not-in=ValueSet/123", []string{"code :not-in {Raw=ValueSet/123 URL=ValueSet/123}"}},
-		{opts("Observation"), "code:below=http://snomed.info/sct|235862008", []string{"code :below {Raw=http://snomed.info/sct|235862008 System=http://snomed.info/sct HasSystem=true Code=235862008}"}},
-		{opts("Observation"), "code:above=http://snomed.info/sct|3738000", []string{"code :above {Raw=http://snomed.info/sct|3738000 System=http://snomed.info/sct HasSystem=true Code=3738000}"}},
+		// :in, :not-in, :below, :above: expanded from the spec's terminology.
+		{opts("Observation"), "status:in=http://hl7.org/fhir/ValueSet/observation-status|4.0.1", []string{"status :in {Raw=http://hl7.org/fhir/ValueSet/observation-status|4.0.1 URL=http://hl7.org/fhir/ValueSet/observation-status|4.0.1 " +
+			"Expansion=http://hl7.org/fhir/observation-status|amended,cancelled,corrected,entered-in-error,final,preliminary,registered,unknown}"}},
+		{opts("Encounter"), "class:not-in=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode", []string{"class :not-in {Raw=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode URL=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode " +
+			"Expansion=http://terminology.hl7.org/CodeSystem/v3-ActCode|ACUTE,AMB,EMER,FLD,HH,IMP,NONAC,OBSENC,PRENC,SS,VR}"}},
+		{opts("Observation"), "code:in=http://hl7.org/fhir/ValueSet/ldlcholesterol-codes,http://hl7.org/fhir/ValueSet/designation-use", []string{"code :in " +
+			"{Raw=http://hl7.org/fhir/ValueSet/ldlcholesterol-codes URL=http://hl7.org/fhir/ValueSet/ldlcholesterol-codes Expansion=http://loinc.org|13457-7,18262-6} " +
+			"{Raw=http://hl7.org/fhir/ValueSet/designation-use URL=http://hl7.org/fhir/ValueSet/designation-use Expansion=http://snomed.info/sct|900000000000003001,900000000000013009}"}},
+		// An empty value set stays an (empty) expansion: it matches nothing.
+		{opts("Patient"), "gender:in=http://hl7.org/fhir/ValueSet/message-events", []string{"gender :in {Raw=http://hl7.org/fhir/ValueSet/message-events URL=http://hl7.org/fhir/ValueSet/message-events Expansion=}"}},
+		{opts("Encounter"), "class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode|IMP", []string{"class :below {Raw=http://terminology.hl7.org/CodeSystem/v3-ActCode|IMP System=http://terminology.hl7.org/CodeSystem/v3-ActCode HasSystem=true Code=IMP " +
+			"Expansion=http://terminology.hl7.org/CodeSystem/v3-ActCode|ACUTE,IMP,NONAC}"}},
+		{opts("Encounter"), "class:above=http://terminology.hl7.org/CodeSystem/v3-ActCode|ACUTE", []string{"class :above {Raw=http://terminology.hl7.org/CodeSystem/v3-ActCode|ACUTE System=http://terminology.hl7.org/CodeSystem/v3-ActCode HasSystem=true Code=ACUTE " +
+			"Expansion=http://terminology.hl7.org/CodeSystem/v3-ActCode|ACUTE,IMP,_ActCareProvisionCode,_ActEncounterCode}"}},
+		{opts("Patient"), "gender:below=http://hl7.org/fhir/administrative-gender|male", []string{"gender :below {Raw=http://hl7.org/fhir/administrative-gender|male System=http://hl7.org/fhir/administrative-gender HasSystem=true Code=male " +
+			"Expansion=http://hl7.org/fhir/administrative-gender|male}"}},
 		{opts("Patient"), "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053",
 			[]string{"identifier :of-type {Raw=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053 Code=446053 TypeSystem=http://terminology.hl7.org/CodeSystem/v2-0203 TypeCode=MR}"}},
 		{opts("Patient"), "gender=male&active=true", []string{"active {Raw=true Code=true}", "gender {Raw=male Code=male}"}},
@@ -312,6 +331,13 @@ func TestParseErrors(t *testing.T) {
 		{opts("Patient"), "identifier:of-type=a||c", ":of-type takes type-system|type-code|value"},
 		{opts("Patient"), "_id=a%20b", `"a b" is not a resource id`},
 		{opts("Patient"), "_id=x|1", "is not a resource id"},
+		{opts("Observation"), "code:in=http://example.org/ValueSet/mine", "value set http://example.org/ValueSet/mine is not known here"},
+		{opts("Observation"), "status:in=http://hl7.org/fhir/ValueSet/observation-status|3.0.1", "value set http://hl7.org/fhir/ValueSet/observation-status is known here in version 4.0.1, not 3.0.1"},
+		{opts("Observation"), "status:not-in=ValueSet/123", "value set ValueSet/123 is not known here"},
+		{opts("Encounter"), "class:below=IMP", ":below takes system|code (a code of a code system whose hierarchy is known), not \"IMP\""},
+		{opts("Encounter"), "class:above=|IMP", ":above takes system|code"},
+		{opts("Encounter"), "class:above=http://terminology.hl7.org/CodeSystem/v3-ActCode|", ":above takes system|code"},
+		{opts("Encounter"), "class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode|imp", `code system http://terminology.hl7.org/CodeSystem/v3-ActCode has no code "imp"`},
 		// reference
 		{opts("Observation"), "subject=Foo/1", "is not a reference"},
 		{opts("Observation"), "subject=Patient/1/2", "is not a reference"},
@@ -645,5 +671,28 @@ func TestUnknownReportedOnce(t *testing.T) {
 	want := []Issue{{"bar", "Patient has no search parameter bar"}, {"foo", "Patient has no search parameter foo"}}
 	if !reflect.DeepEqual(q.Unknown, want) {
 		t.Errorf("Unknown = %q, want %q", q.Unknown, want)
+	}
+}
+
+// A value set or code system that needs an outside terminology is an error
+// in lenient mode too: ignoring the parameter would widen the search, and
+// an empty result would be a wrong answer.
+func TestTerminologyNotAtHand(t *testing.T) {
+	for _, tc := range []struct {
+		typ, query, want string
+	}{
+		{"Condition", "code:in=http://hl7.org/fhir/ValueSet/condition-code",
+			"search parameter code:in: value set http://hl7.org/fhir/ValueSet/condition-code cannot be expanded without a terminology server, which this server does not have: its filter (concept is-a 404684003) needs http://snomed.info/sct, a code system whose concepts the FHIR specification does not list"},
+		{"Observation", "code:not-in=http://hl7.org/fhir/ValueSet/observation-codes",
+			"value set http://hl7.org/fhir/ValueSet/observation-codes cannot be expanded without a terminology server, which this server does not have: it includes every code of http://loinc.org, a code system that is not part of the FHIR specification"},
+		{"Observation", "code:below=http://loinc.org|13457-7", "search parameter code:below: the concepts of code system http://loinc.org are not known here"},
+		{"Observation", "code:above=http://snomed.info/sct|3738000", "the concepts of code system http://snomed.info/sct are not known here"},
+	} {
+		for _, strict := range []bool{false, true} {
+			_, err := Parse(mustQuery(t, tc.query), Options{Types: []string{tc.typ}, Strict: strict})
+			if fhir.KindOf(err) != fhir.KindNotSupported || !strings.Contains(fhir.MessageOf(err), tc.want) {
+				t.Errorf("%s?%s (strict %v): %v, want a not-supported error with %q", tc.typ, tc.query, strict, err, tc.want)
+			}
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/index"
+	"github.com/fhirserver/fhirserver/fhir/terminology"
 )
 
 // valueSpec is what parsing one value needs to know of its parameter.
@@ -66,6 +67,11 @@ func (p *parser) token(s *valueSpec, raw string) (Value, error) {
 		return v, nil
 	case ModIn, ModNotIn:
 		v.URL = v.Raw
+		exp, err := terminology.R4().ValueSet(v.URL)
+		if err != nil {
+			return v, p.termErr(err)
+		}
+		v.Expansion = exp
 		return v, nil
 	case ModOfType:
 		parts := splitEscaped(raw, '|')
@@ -90,7 +96,41 @@ func (p *parser) token(s *valueSpec, raw string) (Value, error) {
 	if s.id && (v.HasSystem || !fhir.ValidID(v.Code)) {
 		return v, p.errf("%q is not a resource id", v.Raw)
 	}
+	if s.mod == ModBelow || s.mod == ModAbove {
+		return v, p.subsumption(s.mod, &v)
+	}
 	return v, nil
+}
+
+// subsumption fills v.Expansion for :below (the code and its descendants)
+// or :above (the code and its ancestors), from the code system's is-a
+// hierarchy.
+func (p *parser) subsumption(mod Modifier, v *Value) error {
+	if v.System == "" || v.Code == "" {
+		return p.errf(":%s takes system|code (a code of a code system whose hierarchy is known), not %q", mod, v.Raw)
+	}
+	walk := terminology.R4().Below
+	if mod == ModAbove {
+		walk = terminology.R4().Above
+	}
+	codes, err := walk(v.System, v.Code)
+	if err != nil {
+		return p.termErr(err)
+	}
+	v.Expansion = []terminology.CodeSet{{System: v.System, Codes: codes}}
+	return nil
+}
+
+// termErr is a terminology error about the current parameter, of the same
+// kind (an unknown value set is invalid, one that needs an outside
+// terminology not-supported; neither is ignored in lenient mode, which
+// would widen the search).
+func (p *parser) termErr(err error) error {
+	k := fhir.KindOf(err)
+	if k == fhir.KindInternal {
+		return err
+	}
+	return fhir.Errorf(k, "search parameter %s: %s", p.key, fhir.MessageOf(err))
 }
 
 func (p *parser) reference(s *valueSpec, raw string) (Value, error) {

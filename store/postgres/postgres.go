@@ -177,6 +177,10 @@ func (d *driver) FullTextMatch(x, ph string) string {
 
 func (d *driver) FullTextQuery(words []string) string { return strings.Join(words, " ") }
 
+func (d *driver) AnyOf(expr string, bind func(any) string, vals []string) string {
+	return expr + " = ANY(" + bind(vals) + "::text[])"
+}
+
 // Analyze covers the tables whose statistics decide the shape of common
 // search plans (the others are left to autovacuum).
 func (d *driver) Analyze() string {

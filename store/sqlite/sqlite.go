@@ -5,6 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -191,6 +192,13 @@ func (d *driver) FullTextQuery(words []string) string {
 		q[i] = `"` + w + `"`
 	}
 	return strings.Join(q, " ")
+}
+
+// AnyOf binds the list as a JSON array; SQLite probes an index on expr for
+// each element of json_each as it does for an IN list.
+func (d *driver) AnyOf(expr string, bind func(any) string, vals []string) string {
+	list, _ := json.Marshal(vals) // a []string always marshals
+	return expr + " IN (SELECT value FROM json_each(" + bind(string(list)) + "))"
 }
 
 // Analyze lets SQLite gather the statistics it finds useful, bounded in

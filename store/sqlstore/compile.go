@@ -12,6 +12,7 @@ import (
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/index"
 	"github.com/fhirserver/fhirserver/fhir/search"
+	"github.com/fhirserver/fhirserver/fhir/terminology"
 )
 
 // The search compiler turns a search.Query into one SQL statement for both
@@ -232,9 +233,9 @@ func (c *compiler) clauseCond(sc scope, cl *search.Clause) (cond, error) {
 		}
 		ors = append(ors, vc)
 	}
-	if cl.Modifier == search.ModNot {
+	if cl.Modifier == search.ModNot || cl.Modifier == search.ModNotIn {
 		if typ != fhir.SearchParamToken {
-			return cond{}, invalid(":not applies to token parameters, not to %s (%s)", cl.Code, typ)
+			return cond{}, invalid(":%s applies to token parameters, not to %s (%s)", cl.Modifier, cl.Code, typ)
 		}
 		// Resources without a matching row, those without any value too.
 		return plain("NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, r) + " AND " + x + ".param = " + c.bind(cl.Code) + " AND " + orJoin(ors) + ")"), nil
@@ -421,9 +422,45 @@ func (c *compiler) tokenValue(x string, mod search.Modifier, v *search.Value) (s
 		}
 		return "(" + x + ".type_system = " + c.bind(ts) + " AND " + x + ".type_code = " + c.bind(tc) + " AND " + x + ".code = " + c.bind(code) + ")", nil
 	case search.ModIn, search.ModNotIn, search.ModAbove, search.ModBelow:
-		return "", notSupported("modifier :%s needs terminology services, which this server does not have", mod)
+		if v.Expansion == nil {
+			return "", invalid("modifier :%s: %q was not expanded (search.Parse expands it)", mod, v.Raw)
+		}
+		return c.codeSets(x, v.Expansion), nil
 	}
 	return "", invalid("modifier :%s does not apply to token parameters", mod)
+}
+
+// maxBoundList is the longest list bound value by value (x IN ($1, $2...));
+// a longer one is bound as one value (Dialect.AnyOf), so that a value set
+// of thousands of codes is one bind value and one short statement.
+const maxBoundList = 32
+
+// anyOf renders "expr is one of vals".
+func (c *compiler) anyOf(expr string, vals []string) string {
+	if len(vals) <= maxBoundList {
+		return c.in(expr, vals)
+	}
+	return c.d.AnyOf(expr, c.bind, vals)
+}
+
+// codeSets matches an index row whose system and code are in one of the
+// sets (an expansion of :in, :not-in, :below or :above), or that has no
+// system and whose code is in one of them: a code element's system is
+// implicit in its binding, and the index leaves it empty. Each set becomes
+// "code IN (...) AND system IN (empty, system)", which the token index
+// (tenant, type, param, code, system, id) serves by probes.
+func (c *compiler) codeSets(x string, sets []terminology.CodeSet) string {
+	var ors []string
+	for _, s := range sets {
+		if len(s.Codes) == 0 {
+			continue
+		}
+		ors = append(ors, "("+c.anyOf(x+".code", s.Codes)+" AND "+c.in(x+".system", []string{"", s.System})+")")
+	}
+	if len(ors) == 0 {
+		return "FALSE" // an empty value set
+	}
+	return orJoin(ors)
 }
 
 // tokenCode matches [system|]code: code alone matches any system, |code

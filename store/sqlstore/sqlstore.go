@@ -64,6 +64,11 @@ type Dialect interface {
 	// NumericText renders a numeric expression as text that NumericParam
 	// reads back to the same value (for paging cursors).
 	NumericText(expr string) string
+	// AnyOf renders "expr equals one of vals", with vals bound as one
+	// value through bind (which returns its placeholder): an array on
+	// PostgreSQL, a JSON array read by json_each on SQLite. Both use an
+	// index on expr as they would for an IN list.
+	AnyOf(expr string, bind func(any) string, vals []string) string
 	// Analyze is the statement that refreshes the planner's statistics
 	// ("" for none). Bulk imports run it as the tables grow, so that
 	// searches right after a large import do not run on plans made for
