@@ -31,6 +31,11 @@ type Query struct {
 	Elements    []string
 	Includes    []Include
 	RevIncludes []Include
+	// IncludeTypes, when set, narrows what Includes add to these types. No
+	// parameter sets it: Patient $everything includes only referenced
+	// types that it does not match, so that a match of a later page is not
+	// included on an earlier one.
+	IncludeTypes []string
 	// Unknown lists parameters that were ignored (handling=lenient), with
 	// the reason, for the Bundle's OperationOutcome.
 	Unknown []Issue
@@ -39,7 +44,10 @@ type Query struct {
 // Compartment restricts a search to a compartment: B/fhir/Patient/123/Observation.
 type Compartment struct {
 	Type string // Patient, Encounter, RelatedPerson, Practitioner, Device
-	ID   string
+	// ID is the compartment's resource; "" in a Query means any compartment
+	// of Type (type-level Patient/$everything: what belongs to some patient).
+	// Parse never produces "", and access grants do not use it.
+	ID string
 }
 
 // Issue is a warning about the request that did not stop the search.

@@ -49,7 +49,11 @@ func (s *Store) includes(ctx context.Context, tenant string, access Access, q *s
 				if round > 0 && !inc.Iterate {
 					continue
 				}
-				rows, err := s.include(ctx, tenant, access, inc, rev, frontier, MaxIncluded-len(out))
+				var only []string
+				if !rev {
+					only = q.IncludeTypes
+				}
+				rows, err := s.include(ctx, tenant, access, inc, rev, only, frontier, MaxIncluded-len(out))
 				if err != nil {
 					return nil, err
 				}
@@ -68,8 +72,9 @@ func (s *Store) includes(ctx context.Context, tenant string, access Access, q *s
 
 // include runs one _include (rev false: what sources of inc.Source in from
 // refer to) or _revinclude (rev true: resources of inc.Source that refer
-// to those in from), reading at most limit+1 rows.
-func (s *Store) include(ctx context.Context, tenant string, access Access, inc search.Include, rev bool, from []resourceKey, limit int) ([]resourceRow, error) {
+// to those in from), reading at most limit+1 rows; only, when set, narrows
+// the resources read to those types.
+func (s *Store) include(ctx context.Context, tenant string, access Access, inc search.Include, rev bool, only []string, from []resourceKey, limit int) ([]resourceRow, error) {
 	if inc.Source == "*" {
 		inc.Source = "" // any type
 	}
@@ -116,6 +121,9 @@ func (s *Store) include(ctx context.Context, tenant string, access Access, inc s
 	}
 	if inc.TargetType != "" {
 		conds = append(conds, "x.target_type = "+c.bind(inc.TargetType))
+	}
+	if len(only) > 0 {
+		conds = append(conds, c.in("r.type", only))
 	}
 	stmt := "SELECT r.type, r.id, r.version, r.last_updated, r.body FROM idx_reference x JOIN resources r ON " + join +
 		" WHERE " + strings.Join(conds, " AND ") + " AND " + c.base("r") + " LIMIT " + c.bind(int64(limit+1))

@@ -182,10 +182,14 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 	sc := scope{r: r, types: q.Types}
 	var sets []cond
 	if comp := q.Compartment; comp != nil {
-		if !fhir.IsResourceType(comp.Type) || !fhir.ValidID(comp.ID) {
+		if !fhir.IsResourceType(comp.Type) || (comp.ID != "" && !fhir.ValidID(comp.ID)) {
 			return "", invalid("%s/%s is not a compartment", comp.Type, comp.ID)
 		}
-		sets = append(sets, set("qc.type", "qc.id", "FROM idx_compartment qc WHERE qc.tenant = "+c.tenant+" AND qc.comp_type = "+c.bind(comp.Type)+" AND qc.comp_id = "+c.bind(comp.ID)))
+		from := "FROM idx_compartment qc WHERE qc.tenant = " + c.tenant + " AND qc.comp_type = " + c.bind(comp.Type)
+		if comp.ID != "" {
+			from += " AND qc.comp_id = " + c.bind(comp.ID)
+		}
+		sets = append(sets, set("qc.type", "qc.id", from))
 	}
 	for i := range q.Clauses {
 		cd, err := c.clauseCond(sc, &q.Clauses[i])

@@ -127,6 +127,52 @@ func RunAccess(t *testing.T, opener Opener) {
 		})
 	}
 
+	t.Run("any patient's compartment", func(t *testing.T) {
+		// Compartment{Patient, ""}: what belongs to some patient (the
+		// Practitioner belongs to none), under the filter, counted alike.
+		for _, tc := range []struct {
+			name string
+			f    store.Filter
+			want []string
+		}{
+			{"allow all", store.AllowAll(), []string{"Observation/la", "Observation/lb", "Observation/va", "Observation/vb", "Patient/a", "Patient/b"}},
+			{"patient a", patientA, []string{"Observation/la", "Observation/va", "Patient/a"}},
+			{"granular", store.Filter{Grants: []store.Grant{labA, vitalAny}}, []string{"Observation/la", "Observation/va", "Observation/vb"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				q := query(t, nil, nil, "_total=accurate")
+				q.Compartment = &search.Compartment{Type: "Patient"}
+				page, err := fs.SearchAccess(ctx, store.DefaultTenant, q, tc.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := keysOf(page.Matches)
+				sort.Strings(got)
+				if !slices.Equal(got, tc.want) || page.Total != int64(len(tc.want)) {
+					t.Errorf("matches %v total %d; want %v", got, page.Total, tc.want)
+				}
+			})
+		}
+		// IncludeTypes narrows _include=*: the Observations' Patients only
+		// without it.
+		for _, only := range [][]string{nil, {"Practitioner"}, {"Patient", "Practitioner"}} {
+			q := query(t, []string{"Observation"}, nil, "_include=*")
+			q.Compartment = &search.Compartment{Type: "Patient"}
+			q.IncludeTypes = only
+			page, err := fs.SearchAccess(ctx, store.DefaultTenant, q, patientA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"Patient/a"}
+			if len(only) == 1 {
+				want = nil
+			}
+			if got := keysOf(page.Included); !slices.Equal(got, want) || len(page.Matches) != 2 {
+				t.Errorf("IncludeTypes %v: included %v, want %v (%d matches)", only, got, want, len(page.Matches))
+			}
+		}
+	})
+
 	t.Run("history", func(t *testing.T) { runHistoryAccess(t, s, patientA, labA) })
 	t.Run("several compartments", func(t *testing.T) { runAlsoIn(t, s, fs) })
 }
