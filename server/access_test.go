@@ -331,6 +331,65 @@ func runAccessMatrix(t *testing.T, s http.Handler, data *synthea, tokens mapVeri
 				t.Fatalf("B's compartment: %.300s", body)
 			}
 		}},
+		{name: "$everything of A", path: "/fhir/Patient/" + a + "/$everything?_count=1000", check: func(t *testing.T, c accessCaller, code int, body string) {
+			if c.obsOnly {
+				forbidden(t, code, body) // Patient not granted: as GET Patient/A
+				return
+			}
+			wantOK(t, code, body)
+			want := entries(t, do(t, s, "GET", "/fhir/Patient/"+a+"/*?_count=1000", "", "Authorization", "Bearer "+tokenOf(c.name)).Body.String(), "match")
+			if got := entries(t, body, "match"); !slices.Equal(got, want) || !slices.Contains(got, "Patient/"+a) || total(t, body) != len(want) {
+				t.Fatalf("matches %d total %d, want A's compartment %d", len(got), total(t, body), len(want))
+			}
+			if c.confined && len(leaks(body)) > 0 {
+				t.Fatalf("B's data: %v", leaks(body))
+			}
+		}},
+		{name: "$everything of B", method: "POST", path: "/fhir/Patient/" + b + "/$everything", check: func(t *testing.T, c accessCaller, code int, body string) {
+			switch {
+			case c.obsOnly:
+				forbidden(t, code, body)
+			case c.confined:
+				notFound(t, code, body, "Patient/"+b)
+			default:
+				wantOK(t, code, body)
+				if total(t, body) < 50 {
+					t.Fatalf("B's $everything holds %d", total(t, body))
+				}
+			}
+		}},
+		{name: "type-level $everything", path: "/fhir/Patient/$everything?_count=40", check: func(t *testing.T, c accessCaller, code int, body string) {
+			wantOK(t, code, body)
+			var want []string
+			for _, p := range []string{a, b} {
+				want = append(want, entries(t, do(t, s, "GET", "/fhir/Patient/"+p+"/*?_count=1000", "", "Authorization", "Bearer "+tokenOf(c.name)).Body.String(), "match")...)
+			}
+			slices.Sort(want)
+			if total(t, body) != len(want) {
+				t.Fatalf("total %d, want %d", total(t, body), len(want))
+			}
+			var got []string
+			for page := 0; ; page++ {
+				if c.confined && len(leaks(body)) > 0 {
+					t.Fatalf("B's data on page %d: %v", page, leaks(body))
+				}
+				ss := decodeSearchset(t, body)
+				got = append(got, ss.keys("match")...)
+				next := ss.link("next")
+				if next == "" || page > 50 {
+					break
+				}
+				res := do(t, s, "GET", strings.TrimPrefix(next, base), "", "Authorization", "Bearer "+tokenOf(c.name))
+				if res.Code != 200 {
+					t.Fatalf("next page %d: %.300s", res.Code, res.Body)
+				}
+				body = res.Body.String()
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("pages hold %d, want %d", len(got), len(want))
+			}
+		}},
 		{name: "system search", path: "/fhir?_type=Patient,Observation&_count=1000&_total=accurate", check: func(t *testing.T, c accessCaller, code int, body string) {
 			wantOK(t, code, body)
 			want := obsAll(c)

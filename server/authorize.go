@@ -29,10 +29,13 @@ import (
 //     Conditional create (If-None-Exist) is refused by the handler.
 //   - patch (instance level): as update, in the transaction that reads,
 //     patches and writes.
+//   - operations of operationNeeds (Patient $everything): the handler
+//     decides the operation and the data permissions it needs, and runs it
+//     under their filter in SQL, as a search.
 //
 // Every other interaction (conditional update, patch and delete,
-// batch and transaction Bundles, operations) still needs a permission that
-// is unrestricted on every type.
+// batch and transaction Bundles, other operations) still needs a
+// permission that is unrestricted on every type.
 var enforced = map[authz.Interaction]bool{
 	authz.Search:  true,
 	authz.Read:    true,
@@ -42,6 +45,9 @@ var enforced = map[authz.Interaction]bool{
 	authz.Update:  true,
 	authz.Delete:  true,
 	authz.Patch:   true, // not conditional patch
+	// Operations in operationNeeds ($everything): the handler decides the
+	// operation and its data permissions and runs under the read filter.
+	authz.Operation: true,
 }
 
 // requireUnrestricted is the access check of AuthSmart in front of the
@@ -67,7 +73,11 @@ func (h *Handler) requireUnrestricted(next http.Handler) http.Handler {
 		// needs each permission unrestricted, enforced or not.
 		bundle := slices.Equal(is, everything)
 		for _, i := range is {
-			d := caller.Decide(authz.Request{Interaction: i})
+			req := authz.Request{Interaction: i}
+			if i == authz.Operation {
+				req.Needs = operationNeeds[operationOf(fhirPath(r))]
+			}
+			d := caller.Decide(req)
 			if !d.Allow {
 				h.writeError(w, r, denied(d, i, ""))
 				return
@@ -107,6 +117,8 @@ func interactionsOf(method string, seg []string) []authz.Interaction {
 		last = seg[len(seg)-1]
 	}
 	switch {
+	case operationNeeds[operationOf(seg)] != 0 && (method == http.MethodGet || method == http.MethodHead || method == http.MethodPost):
+		return one(authz.Operation)
 	case len(seg) == 0 && (method == http.MethodGet || method == http.MethodHead):
 		return one(authz.Search)
 	case len(seg) == 1 && seg[0] == "_search" && method == http.MethodPost:
@@ -145,4 +157,12 @@ func interactionsOf(method string, seg []string) []authz.Interaction {
 		return one(authz.Search) // compartment search
 	}
 	return everything
+}
+
+// operationOf is the operation a FHIR path invokes ("$everything"), or "".
+func operationOf(seg []string) string {
+	if len(seg) > 0 && strings.HasPrefix(seg[len(seg)-1], "$") {
+		return seg[len(seg)-1]
+	}
+	return ""
 }

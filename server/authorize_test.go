@@ -33,7 +33,10 @@ func TestInteractionsOf(t *testing.T) {
 		{"GET", "/fhir/Patient/1/_history", "[history]"},
 		{"GET", "/fhir/Patient/1/_history/2", "[vread]"},
 		{"GET", "/fhir/Patient/1/Observation", "[search]"},
-		{"POST", "/fhir/Patient/1/$everything", fmt.Sprint(everything)},
+		{"POST", "/fhir/Patient/1/$everything", "[operation]"},
+		{"GET", "/fhir/Patient/1/$everything", "[operation]"},
+		{"GET", "/fhir/Patient/$everything", "[operation]"},
+		{"POST", "/fhir/Patient/1/$validate", fmt.Sprint(everything)}, // not served
 		{"GET", "/fhir/a/b/c/d/e", fmt.Sprint(everything)},
 	}
 	for _, c := range cases {
@@ -71,6 +74,11 @@ func TestRequireUnrestricted(t *testing.T) {
 		{"granular scope may search", &authz.Caller{Scopes: []string{"system/Observation.rs?category=laboratory"}}, "GET", "/fhir/Observation", http.StatusTeapot},
 		{"read-only scope cannot search", &authz.Caller{Scopes: []string{"patient/*.r"}, Patient: "p1"}, "GET", "/fhir/Observation", http.StatusForbidden},
 		{"search-only scope cannot read", &authz.Caller{Scopes: []string{"patient/*.s"}, Patient: "p1"}, "GET", "/fhir/Patient/p1", http.StatusForbidden},
+		// $everything: read and search, applied by the handler.
+		{"patient-scoped $everything", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/Patient/p2/$everything", http.StatusTeapot},
+		{"patient-scoped type-level $everything", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "POST", "/fhir/Patient/$everything", http.StatusTeapot},
+		{"read-only scope has no $everything", &authz.Caller{Scopes: []string{"patient/*.r"}, Patient: "p1"}, "GET", "/fhir/Patient/p1/$everything", http.StatusForbidden},
+		{"search-only scope has no $everything", &authz.Caller{Scopes: []string{"patient/*.s"}, Patient: "p1"}, "GET", "/fhir/Patient/p1/$everything", http.StatusForbidden},
 		// Everything else still needs unrestricted scopes.
 		{"patient-scoped history", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/Patient/p1/_history", http.StatusTeapot},
 		{"patient-scoped system history", &authz.Caller{Scopes: []string{"patient/*.rs"}, Patient: "p1"}, "GET", "/fhir/_history", http.StatusTeapot},

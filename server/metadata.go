@@ -65,6 +65,20 @@ type capResource struct {
 	SearchInclude     []string         `json:"searchInclude,omitempty"`
 	SearchRevInclude  []string         `json:"searchRevInclude,omitempty"`
 	SearchParam       []capSearchParam `json:"searchParam,omitempty"`
+	Operation         []capOperation   `json:"operation,omitempty"`
+}
+
+type capOperation struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
+}
+
+// operationsOf are the operations served on a resource type (everything.go).
+func operationsOf(typ string) []capOperation {
+	if typ == "Patient" {
+		return []capOperation{{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
+	}
+	return nil
 }
 
 // capability builds the CapabilityStatement for a tenant's base URL.
@@ -105,6 +119,7 @@ func (h *Handler) capability(base string) []byte {
 			SearchInclude:     includes,
 			SearchRevInclude:  revIncludes[t],
 			SearchParam:       params,
+			Operation:         operationsOf(t),
 		})
 	}
 	cs := capabilityStatement{

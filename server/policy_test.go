@@ -114,3 +114,55 @@ func TestAccessPolicyDeniesCaller(t *testing.T) {
 		Check: expectOutcome("forbidden", "the server's access policy does not allow search")}.Do(t, h)
 	servertest.Scenario{Name: "system token", Path: "/fhir/Patient", Header: as("sys"), ExpectStatus: 200}.Do(t, h)
 }
+
+// TestAccessPolicyEverything: Patient $everything needs the operation
+// from the policy (by name) besides read and search, and runs under the
+// policy's compartment like a search.
+func TestAccessPolicyEverything(t *testing.T) {
+	const ward = `rules:
+  - name: ward
+    when: {fhirUserType: Practitioner}
+    allow: [read, $everything]
+    compartment: [Patient/a]
+  - name: backends
+    when: {scopeLevel: system}
+    allow: all
+`
+	for _, tc := range []struct {
+		name, policy string
+		scenarios    []servertest.Scenario
+	}{
+		{"operation allowed", ward, []servertest.Scenario{
+			{Name: "the ward's patient", Path: "/fhir/Patient/a/$everything", Header: as("doc"),
+				ExpectStatus: 200, ExpectContains: []string{`"total":3`, "oa1", "oa2", `"Patient/a"`}, ExpectNotContains: []string{"ob1"}},
+			{Name: "type level: the ward only", Method: http.MethodPost, Path: "/fhir/Patient/$everything", Header: as("doc"),
+				ExpectStatus: 200, ExpectContains: []string{`"total":3`, "oa1", "oa2"}, ExpectNotContains: []string{"ob1", `"id":"b"`}},
+			{Name: "another patient", Path: "/fhir/Patient/b/$everything", Header: as("doc"),
+				ExpectStatus: 404, Check: expectOutcome("not-found", "Patient/b is not known")},
+			{Name: "system token", Path: "/fhir/Patient/$everything", Header: as("sys"),
+				ExpectStatus: 200, ExpectContains: []string{`"total":5`, "ob1"}},
+		}},
+		{"operation not in the policy", wardPolicy, []servertest.Scenario{
+			{Name: "refused by the policy", Path: "/fhir/Patient/a/$everything", Header: as("doc"),
+				ExpectStatus: 403, Check: expectOutcome("forbidden", "the server's access policy does not allow $everything of Patient")},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, newHandler func(t *testing.T) http.Handler) {
+				h := newHandler(t)
+				for _, r := range []struct{ path, body string }{
+					{"/fhir/Patient/a", `{"resourceType":"Patient","id":"a"}`},
+					{"/fhir/Patient/b", `{"resourceType":"Patient","id":"b"}`},
+					{"/fhir/Observation/oa1", obsJSON("oa1", "a", "final")},
+					{"/fhir/Observation/oa2", obsJSON("oa2", "a", "final")},
+					{"/fhir/Observation/ob1", obsJSON("ob1", "b", "final")},
+				} {
+					servertest.Scenario{Name: "seed " + r.path, Method: http.MethodPut, Path: r.path, Header: as("sys"), Body: r.body, ExpectStatus: 201}.Do(t, h)
+				}
+				for _, sc := range tc.scenarios {
+					sc.Do(t, h)
+				}
+			}, policyServer(t, tc.policy))
+		})
+	}
+}

@@ -180,7 +180,14 @@ func (h *Handler) searchset(t tenant, params url.Values, scope searchScope, stri
 	if page.Next != "" && !countOnly {
 		next = link(path, with(query, searchCursorParam, page.Next))
 	}
+	return h.writeSearchset(t, q, page, countOnly, self, first, next)
+}
 
+// writeSearchset writes the searchset Bundle of a page of q's results with
+// its links (next "" on the last page): an outcome entry for the
+// parameters q ignored, then the matches and the includes (none when
+// countOnly), each with _summary and _elements applied.
+func (h *Handler) writeSearchset(t tenant, q *search.Query, page *store.SearchPage, countOnly bool, self, first, next string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"resourceType":"Bundle","type":"searchset"`)
 	if page.Total >= 0 {

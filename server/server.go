@@ -401,6 +401,12 @@ func (h *Handler) fhirRoutes(r chi.Router) {
 		// type or "*".
 		r.Get("/{type}/{id}/{target}", h.searchCompartment)
 		r.Post("/{type}/{id}/{target}/_search", h.searchCompartment)
+		// Patient $everything (everything.go); the static segments win over
+		// {type}/{id} and {type}/{id}/{target}.
+		r.Get("/Patient/$everything", h.everythingType)
+		r.Post("/Patient/$everything", h.everythingType)
+		r.Get("/Patient/{id}/$everything", h.everythingInstance)
+		r.Post("/Patient/{id}/$everything", h.everythingInstance)
 	})
 }
 
