@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"net/url"
 
 	"github.com/fhirserver/fhirserver/fhir"
@@ -29,9 +30,15 @@ import (
 // Type that Query selects. The caller parses Query (search.Parse with Types
 // set to Type). Its result parameters (_count, _sort, _include,
 // _revinclude, _summary, _elements, _total, the cursor) are ignored.
+//
+// Access, when set, is what the caller may search: the criteria match only
+// the resources it admits (in SQL, through the transaction's
+// FilteredSearcher), so that a resource hidden from the caller is neither
+// matched nor counted. nil matches among every resource.
 type Criteria struct {
-	Type  string
-	Query *search.Query
+	Type   string
+	Query  *search.Query
+	Access *Filter
 }
 
 // Key names the criteria for Tx.Lock: the type and the parameters as
@@ -81,10 +88,22 @@ func Match(ctx context.Context, tx Tx, c Criteria, limit int) ([]fhir.Resource, 
 // write of its own: a conditional reference, whose target Tx.Missing then
 // keeps from being deleted.
 func Find(ctx context.Context, tx Tx, c Criteria, limit int) ([]fhir.Resource, error) {
+	find := tx.Search
+	if c.Access != nil && !c.Access.IsAllowAll() {
+		fs, ok := tx.(FilteredSearcher)
+		if !ok {
+			return nil, errors.New("store: the transaction cannot apply an access filter to conditional criteria")
+		}
+		f := *c.Access
+		find = func(ctx context.Context, q *search.Query) (*SearchPage, error) {
+			// A transaction searches its own tenant; the argument is ignored.
+			return fs.SearchAccess(ctx, "", q, f)
+		}
+	}
 	var out []fhir.Resource
 	q := c.matchQuery(min(limit+1, matchPage))
 	for {
-		page, err := tx.Search(ctx, q)
+		page, err := find(ctx, q)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/search"
 	"github.com/fhirserver/fhirserver/store"
 )
 
@@ -63,6 +64,46 @@ func testConditionalMatch(t *testing.T, s store.Store) {
 			case c.one == "" && one != nil, c.one != "" && (one == nil || one.ID != c.one):
 				return fmt.Errorf("MatchOne(%s) = %+v, want %q", c.c.Key(), one, c.one)
 			}
+		}
+		return nil
+	})
+	must(t, err)
+
+	// Criteria.Access: the criteria match only what the filter admits, and
+	// what it hides is not counted either (no "several" because of it).
+	for i, subject := range []string{"a", "a", "b", "b"} {
+		_, _, err := s.Update(ctx, write("Observation", fmt.Sprintf("f%d", i), `{"resourceType":"Observation","status":"final","code":{"text":"filtered"},"subject":{"reference":"Patient/`+subject+`"}}`))
+		must(t, err)
+	}
+	onlyA := store.Filter{Grants: []store.Grant{{Compartment: &search.Compartment{Type: "Patient", ID: "a"}}}}
+	all, none := store.AllowAll(), store.Filter{}
+	err = s.Transact(ctx, store.DefaultTenant, func(tx store.Tx) error {
+		for _, c := range []struct {
+			query  string
+			access *store.Filter
+			want   []string
+		}{
+			{"code:text=filtered", nil, []string{"Observation/f0", "Observation/f1", "Observation/f2", "Observation/f3"}},
+			{"code:text=filtered", &onlyA, []string{"Observation/f0", "Observation/f1"}},
+			{"code:text=filtered&subject=Patient/b", &onlyA, nil},
+			{"_id=f3", &onlyA, nil},
+			{"_id=f3", &none, nil},
+			{"_id=f3", &all, []string{"Observation/f3"}},
+		} {
+			cr := criteria(t, "Observation", c.query)
+			cr.Access = c.access
+			got, err := store.Match(ctx, tx, cr, 10)
+			if err != nil {
+				return err
+			}
+			if !sameSet(keysOf(got), c.want) {
+				return fmt.Errorf("Match(%s) under %v found %v, want %v", c.query, c.access, keysOf(got), c.want)
+			}
+		}
+		cr := criteria(t, "Observation", "code:text=filtered&subject=Patient/b")
+		cr.Access = &onlyA
+		if one, err := store.MatchOne(ctx, tx, cr); err != nil || one != nil {
+			return fmt.Errorf("MatchOne of hidden resources = %v, %v; want none", one, err)
 		}
 		return nil
 	})
