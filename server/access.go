@@ -21,23 +21,48 @@ import (
 // A caller whose scopes do not allow i on typ at all gets 403: that says
 // nothing about any resource, only about the token.
 func (h *Handler) access(r *http.Request, i authz.Interaction, typ string) (store.Filter, error) {
-	caller, ok := CallerFrom(r.Context())
+	f, _, err := h.decide(r.Context(), i, typ)
+	return f, err
+}
+
+// decide is access for the caller in ctx; for a conditional interaction
+// it also returns m, what its criteria may match (Decision.Match: the
+// caller's search access of typ). Both are AllowAll when they admit every
+// resource of typ, so that callers can skip the checks.
+func (h *Handler) decide(ctx context.Context, i authz.Interaction, typ string) (f, m store.Filter, err error) {
+	caller, ok := CallerFrom(ctx)
 	if !ok {
 		if h.auth == AuthSmart {
-			return store.Filter{}, fhir.Errorf(fhir.KindUnauthorized, "this request needs an access token (Authorization: Bearer)")
+			return store.Filter{}, store.Filter{}, fhir.Errorf(fhir.KindUnauthorized, "this request needs an access token (Authorization: Bearer)")
 		}
-		return store.AllowAll(), nil
+		return store.AllowAll(), store.AllowAll(), nil
 	}
 	d := caller.Decide(authz.Request{Interaction: i, Type: typ})
 	if !d.Allow {
-		return store.Filter{}, denied(d, i, typ)
+		return store.Filter{}, store.Filter{}, denied(d, i, typ)
 	}
-	if i != authz.Search && typ != "" && wholeType(d.Filter, typ) {
+	f, m = d.Filter, store.AllowAll()
+	if i != authz.Search && typ != "" && wholeType(f, typ) {
 		// Everything of typ: no condition to apply. (Not for a search,
 		// whose filter also confines its includes of other types.)
-		return store.AllowAll(), nil
+		f = store.AllowAll()
 	}
-	return d.Filter, nil
+	switch i {
+	case authz.CondCreate, authz.CondUpdate, authz.CondPatch, authz.CondDelete:
+		if !wholeType(d.Match, typ) {
+			// (Criteria search typ only: no includes to confine.)
+			m = d.Match
+		}
+	}
+	return f, m, nil
+}
+
+// seesAll reports whether the caller in ctx may read every resource of
+// every type (or there is no authentication): only then may an answer name
+// resources the request did not (a delete refused for its referrers).
+func (h *Handler) seesAll(ctx context.Context) bool {
+	f, _, err := h.decide(ctx, authz.Read, "")
+	return err == nil && f.IsAllowAll()
 }
 
 // denied is the 403 of a decision that does not allow interaction i on
@@ -76,22 +101,28 @@ func (h *Handler) searchUnder(ctx context.Context, tenant string, q *search.Quer
 	return h.store.SearchAccess(ctx, tenant, q, f)
 }
 
-// readUnder returns the current version of typ/id when f admits it, with
-// one search on _id under f (the same SQL condition as every search, and
-// one statement, so the resource cannot change between the check and the
-// read). A resource outside f, like a deleted one, is answered with the
+// readUnder returns the current version of typ/id when f admits it (see
+// readIn), from the store outside a transaction.
+func (h *Handler) readUnder(ctx context.Context, tenant, typ, id string, f store.Filter) (*fhir.Resource, error) {
+	return readIn(ctx, storeReader{h.store, tenant}, typ, id, f)
+}
+
+// readIn returns the current version of typ/id from rd when f admits it,
+// with one search on _id under f (the same SQL condition as every search,
+// and one statement, so the resource cannot change between the check and
+// the read). A resource outside f, like a deleted one, is answered with the
 // store's "not known": its existence is not revealed. (A restricted caller
 // therefore gets 404, not 410, for a deleted resource: a deletion has no
 // compartment to decide on.)
-func (h *Handler) readUnder(ctx context.Context, tenant, typ, id string, f store.Filter) (*fhir.Resource, error) {
+func readIn(ctx context.Context, rd reader, typ, id string, f store.Filter) (*fhir.Resource, error) {
 	if f.IsAllowAll() {
-		return h.store.Read(ctx, tenant, typ, id)
+		return rd.Read(ctx, typ, id)
 	}
 	q, err := search.Parse(url.Values{"_id": {id}}, search.Options{Types: []string{typ}, Strict: true})
 	if err != nil {
 		return nil, err
 	}
-	page, err := h.store.SearchAccess(ctx, tenant, q, f)
+	page, err := rd.SearchAccess(ctx, q, f)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +160,45 @@ func errOutside(typ string) error {
 		"the access token's scopes do not allow writing this %s: the resource would be outside them (another patient's compartment, a type or a category the token is not granted)", typ)
 }
 
+// insideBefore is the check before a write that changes or removes typ/id
+// (update, patch, delete) for a caller confined to f: the current
+// resource, as tx sees it and locked (Tx.Read), must be inside f, else it is
+// not known (404), exactly like a missing one. exists reports whether there
+// is a current resource; a missing or deleted one has nothing to check (a
+// deletion has no compartment to decide on), and what that means is the
+// write's to say.
+func insideBefore(ctx context.Context, tx store.Tx, tenant, typ, id string, f store.Filter) (exists bool, err error) {
+	if _, err := tx.Read(ctx, typ, id); err != nil {
+		if k := fhir.KindOf(err); k == fhir.KindNotFound || k == fhir.KindGone {
+			return false, nil
+		}
+		return false, err
+	}
+	if f.IsAllowAll() {
+		return true, nil
+	}
+	ok, err := visibleIn(ctx, tx, tenant, typ, id, f)
+	if err == nil && !ok {
+		err = notKnown(typ, id)
+	}
+	return true, err
+}
+
+// insideAfter is the check after a write (create, update, patch) for a
+// caller confined to f: what tx now holds of typ/id must be inside f, else
+// 403 and the transaction is rolled back, so that a write can neither
+// create into nor move a resource out of what the caller may write.
+func insideAfter(ctx context.Context, tx store.Tx, tenant, typ, id string, f store.Filter) error {
+	if f.IsAllowAll() {
+		return nil
+	}
+	ok, err := visibleIn(ctx, tx, tenant, typ, id, f)
+	if err == nil && !ok {
+		err = errOutside(typ)
+	}
+	return err
+}
+
 // createUnder creates w for a restricted caller: the new resource must be
 // inside f once written, checked in the same transaction, which is rolled
 // back (403) when it is not.
@@ -139,11 +209,7 @@ func (h *Handler) createUnder(ctx context.Context, tenant string, w store.Write,
 		if res, err = tx.Create(ctx, w); err != nil {
 			return err
 		}
-		ok, err := visibleIn(ctx, tx, tenant, w.Type, res.ID, f)
-		if err == nil && !ok {
-			err = errOutside(w.Type)
-		}
-		return err
+		return insideAfter(ctx, tx, tenant, w.Type, res.ID, f)
 	})
 	return res, err
 }
@@ -155,15 +221,7 @@ func (h *Handler) createUnder(ctx context.Context, tenant string, w store.Write,
 // missing or deleted resource has nothing to check before.
 func (h *Handler) updateUnder(ctx context.Context, tenant string, w store.Write, fu, fc store.Filter) (res *fhir.Resource, created bool, err error) {
 	err = h.store.Transact(ctx, tenant, func(tx store.Tx) error {
-		if _, err := tx.Read(ctx, w.Type, w.ID); err == nil {
-			ok, err := visibleIn(ctx, tx, tenant, w.Type, w.ID, fu)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return notKnown(w.Type, w.ID)
-			}
-		} else if k := fhir.KindOf(err); k != fhir.KindNotFound && k != fhir.KindGone {
+		if _, err := insideBefore(ctx, tx, tenant, w.Type, w.ID, fu); err != nil {
 			return err
 		}
 		var err error
@@ -174,11 +232,7 @@ func (h *Handler) updateUnder(ctx context.Context, tenant string, w store.Write,
 		if created {
 			after = fc
 		}
-		ok, err := visibleIn(ctx, tx, tenant, w.Type, w.ID, after)
-		if err == nil && !ok {
-			err = errOutside(w.Type)
-		}
-		return err
+		return insideAfter(ctx, tx, tenant, w.Type, w.ID, after)
 	})
 	return res, created, err
 }
@@ -191,15 +245,7 @@ func (h *Handler) updateUnder(ctx context.Context, tenant string, w store.Write,
 func (h *Handler) deleteUnder(ctx context.Context, tenant string, d store.Delete, f store.Filter, refuseReferenced bool) (*fhir.Resource, error) {
 	var res *fhir.Resource
 	err := h.store.Transact(ctx, tenant, func(tx store.Tx) error {
-		if _, err := tx.Read(ctx, d.Type, d.ID); err == nil {
-			ok, err := visibleIn(ctx, tx, tenant, d.Type, d.ID, f)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return notKnown(d.Type, d.ID)
-			}
-		} else if k := fhir.KindOf(err); k != fhir.KindNotFound && k != fhir.KindGone {
+		if _, err := insideBefore(ctx, tx, tenant, d.Type, d.ID, f); err != nil {
 			return err
 		}
 		var err error
@@ -208,9 +254,16 @@ func (h *Handler) deleteUnder(ctx context.Context, tenant string, d store.Delete
 		}
 		by, err := tx.ReferencedBy(ctx, d.Type, d.ID, 1)
 		if err == nil && len(by) > 0 {
-			err = fhir.Errorf(fhir.KindConflict, "%s/%s cannot be deleted: other resources refer to it (this server refuses to delete referenced resources)", d.Type, d.ID)
+			err = errReferenced(d.Type, d.ID)
 		}
 		return err
 	})
 	return res, err
+}
+
+// errReferenced refuses to delete typ/id that other resources refer to,
+// for a restricted caller: without naming them, since they may be outside
+// what it may see.
+func errReferenced(typ, id string) error {
+	return fhir.Errorf(fhir.KindConflict, "%s/%s cannot be deleted: other resources refer to it (this server refuses to delete referenced resources)", typ, id)
 }

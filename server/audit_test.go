@@ -180,9 +180,8 @@ func runAudit(t *testing.T, h http.Handler, audit *syncBuffer) {
 	check("update of another patient's", lines, want{"update", "Observation", "ob1", "", 404, "denied", "outside what the caller may write (" + rulesDoc + ")", -1})
 	_, lines = send("doc", "DELETE", "/fhir/Observation?status=final", "")
 	check("conditional delete refused", lines, want{"conditional-delete", "Observation", "", "", 403, "denied", "policy: practitioners do not delete", -1})
-	_, lines = send("doc", "PUT", "/fhir/Observation?status=final", obsJSON("x", "a", "final"))
-	check("conditional update refused", lines, want{"conditional-update", "Observation", "", "", 403, "denied",
-		"server: the access token's scopes allow conditional-update only on part of the data, and this server serves conditional-update only to tokens with unrestricted scopes (e.g. system/*.rs or a practitioner's user/*.cruds)", -1})
+	_, lines = send("doc", "PUT", "/fhir/Observation?_id="+oa, obsJSON(oa, "b", "final"))
+	check("conditional update refused (moving its match out)", lines, want{"conditional-update", "Observation", "", "", 403, "denied", "outside what the caller may write (" + rulesDoc + ")", -1})
 	// A failed write that access control did not refuse.
 	_, lines = send("sys", "PUT", "/fhir/Observation/bad", `{"resourceType":"Observation","id":"bad"}`)
 	check("invalid", lines, want{"update", "Observation", "bad", "", 400, "failed", "", -1})
@@ -211,11 +210,12 @@ func runAudit(t *testing.T, h http.Handler, audit *syncBuffer) {
 		want{"update", "Observation", "nope", "", 400, "failed", "", 1})
 	// A transaction refused whole: every write entry is denied.
 	_, lines = send("doc", "POST", "/fhir", tx)
-	rule := "server: the access token's scopes allow read only on part of the data, and this server serves read only to tokens with unrestricted scopes (e.g. system/*.rs or a practitioner's user/*.cruds)"
+	// (Entry 1 would create Patient/c outside the ward.)
+	rule := "server: Bundle.entry[1] (PUT Patient/c): the access token's scopes do not allow writing this Patient: the resource would be outside them (another patient's compartment, a type or a category the token is not granted)"
 	check("transaction refused", lines,
 		want{"transaction", "", "", "", 403, "denied", rule, -1},
 		want{"create", "Observation", "", "", 403, "denied", rule, 0},
-		want{"update", "Patient", "c", "", 403, "denied", rule, 1})
+		want{"update", "Patient", "c", "", 403, "denied", "outside what the caller may write (" + rulesDoc + ")", 1})
 
 	// Writes of AuditEvents are logged, and get no AuditEvent.
 	ae := `{"resourceType":"AuditEvent","type":{"code":"rest"},"recorded":"2024-01-01T00:00:00Z","agent":[{"requestor":true,"who":{"display":"x"}}],"source":{"observer":{"display":"x"}}}`

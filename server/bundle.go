@@ -139,7 +139,11 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			if e.method == "GET" || e.method == "HEAD" {
-				failed[i] = e.fail(h.readEntry(ctx, storeReader{h.store, t.name}, t, e))
+				err := h.authorize(ctx, e)
+				if err == nil {
+					err = h.readEntry(ctx, storeReader{h.store, t.name}, t, e)
+				}
+				failed[i] = e.fail(err)
 				continue
 			}
 			failed[i] = h.store.Transact(ctx, t.name, func(tx store.Tx) error {

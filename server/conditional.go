@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -30,28 +29,10 @@ import (
 
 // runOne runs a single interaction in a store transaction and answers it.
 func (h *Handler) runOne(w http.ResponseWriter, r *http.Request, e *entry) {
-	h.runOneChecked(w, r, e, nil, nil)
-}
-
-// runOneChecked is runOne with checks inside the same transaction: before
-// runs first, after once the entry has run; an error from either rolls the
-// transaction back and is the answer. Either may be nil.
-func (h *Handler) runOneChecked(w http.ResponseWriter, r *http.Request, e *entry, before, after func(ctx context.Context, tx store.Tx) error) {
 	ctx := r.Context()
 	t := h.tenantFrom(ctx)
 	err := h.store.Transact(ctx, t.name, func(tx store.Tx) error {
-		if before != nil {
-			if err := before(ctx, tx); err != nil {
-				return err
-			}
-		}
-		if err := h.runEntries(ctx, tx, t, modeSingle, []*entry{e}, nil); err != nil {
-			return err
-		}
-		if after != nil {
-			return after(ctx, tx)
-		}
-		return nil
+		return h.runEntries(ctx, tx, t, modeSingle, []*entry{e}, nil)
 	})
 	if err != nil {
 		h.writeError(w, r, err)

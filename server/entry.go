@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/patch"
 	"github.com/fhirserver/fhirserver/fhir/search"
@@ -40,9 +41,11 @@ type entry struct {
 	bodyID   string      // PUT: the id in the body ("" if none)
 	newID    string      // conditional PUT without match or id: the id to create
 	patch    patch.Patch
+	acc      entryAccess // what the caller may do with it (authorize)
 
 	// Set by each attempt.
 	targets []string       // ids the entry acts on (conditional: its matches)
+	byMatch bool           // targets are what the criteria matched
 	matched *fhir.Resource // POST with ifNoneExist: the resource that matched
 	out     []byte         // POST and PUT: body with every reference resolved
 	result  entryResult
@@ -59,6 +62,80 @@ type entryResult struct {
 
 // conditional reports whether the entry finds its target by a search.
 func (e *entry) conditional() bool { return e.criteria != nil }
+
+// entryAccess is what the caller may do with one entry: its own decision,
+// for its interaction and type, taken before anything runs (authorize).
+// Every filter is AllowAll when it admits every resource of the type (and
+// always without authentication), so that the checks can be skipped.
+type entryAccess struct {
+	// f is the interaction's filter: a GET reads under it (read, vread and
+	// search exactly as the plain interactions); a write's target must be
+	// inside it before (update, patch, delete; else 404, like a missing
+	// one) and what it wrote after (create, update, patch; else 403, and
+	// the transaction is rolled back). A PUT that creates is decided for
+	// create once it has (checkAfter).
+	f store.Filter
+	// match is what conditional criteria match among: the caller's search
+	// access of the type (Decision.Match). What it hides is neither matched
+	// nor counted, so a hidden resource cannot make a conditional
+	// interaction fail (412) or change what it does.
+	match store.Filter
+}
+
+// interaction is what the entry does, as authz tells interactions apart.
+func (e *entry) interaction() authz.Interaction {
+	cond := e.conditional()
+	switch e.method {
+	case "POST":
+		if cond {
+			return authz.CondCreate
+		}
+		return authz.Create
+	case "PUT":
+		if cond {
+			return authz.CondUpdate
+		}
+		return authz.Update
+	case "PATCH":
+		if cond {
+			return authz.CondPatch
+		}
+		return authz.Patch
+	case "DELETE":
+		if cond {
+			return authz.CondDelete
+		}
+		return authz.Delete
+	}
+	switch {
+	case e.scope != nil:
+		return authz.Search
+	case e.vid != 0:
+		return authz.VRead
+	}
+	return authz.Read
+}
+
+// authorize decides the entry for the caller in ctx (e.acc). A caller
+// whose scopes do not allow the entry's interaction on its type at all is
+// refused (403), which says nothing about any resource.
+func (h *Handler) authorize(ctx context.Context, e *entry) error {
+	i, typ := e.interaction(), e.typ
+	if e.scope != nil {
+		// As the plain search: the one type of a type-level or
+		// compartment search, else every type.
+		typ = ""
+		if len(e.scope.types) == 1 {
+			typ = e.scope.types[0]
+		}
+	}
+	f, m, err := h.decide(ctx, i, typ)
+	if err != nil {
+		return err
+	}
+	e.acc = entryAccess{f: f, match: m}
+	return nil
+}
 
 // where names the entry in messages.
 func (e *entry) where() string {
@@ -134,8 +211,16 @@ type runner struct {
 // when it returns nil.
 func (h *Handler) runEntries(ctx context.Context, tx store.Tx, t tenant, m mode, entries []*entry, rw *rewriter) error {
 	r := &runner{h: h, ctx: ctx, tx: tx, t: t, mode: m, entries: entries, rw: rw.clone(), present: map[store.Ref]bool{}}
+	// Every entry is decided before any runs: a transaction with one
+	// entry the caller may not perform at all fails whole, having done
+	// nothing.
 	for _, e := range entries {
-		e.targets, e.matched, e.out, e.result = nil, nil, e.body, entryResult{}
+		if err := h.authorize(ctx, e); err != nil {
+			return e.fail(err)
+		}
+	}
+	for _, e := range entries {
+		e.targets, e.byMatch, e.matched, e.out, e.result = nil, false, nil, e.body, entryResult{}
 	}
 	if err := r.resolve(); err != nil {
 		return err
@@ -155,6 +240,9 @@ func (h *Handler) runEntries(ctx context.Context, tx store.Tx, t tenant, m mode,
 				return e.fail(err)
 			}
 		}
+	}
+	if err := r.checkAfter(); err != nil {
+		return err
 	}
 	if err := r.checkReferences(); err != nil {
 		return err
@@ -181,9 +269,14 @@ func slicesContains(list []string, s string) bool {
 	return false
 }
 
-// criteriaOf parses the criteria of a conditional interaction on typ.
-func (r *runner) criteriaOf(typ string, criteria url.Values) (store.Criteria, error) {
-	return parseCriteria(r.t, typ, r.rw.criteria(criteria))
+// criteriaOf parses the criteria of a conditional interaction on typ, to
+// match among what access admits.
+func (r *runner) criteriaOf(typ string, criteria url.Values, access store.Filter) (store.Criteria, error) {
+	c, err := parseCriteria(r.t, typ, r.rw.criteria(criteria))
+	if err == nil && !access.IsAllowAll() {
+		c.Access = &access
+	}
+	return c, err
 }
 
 // parseCriteria parses conditional criteria: a strict search of typ (an
@@ -214,7 +307,7 @@ func (r *runner) resolve() error {
 			}
 			continue
 		}
-		c, err := r.criteriaOf(e.typ, e.criteria)
+		c, err := r.criteriaOf(e.typ, e.criteria, e.acc.match)
 		if err != nil {
 			return e.fail(err)
 		}
@@ -226,7 +319,7 @@ func (r *runner) resolve() error {
 			}
 			e.matched = found
 			if found != nil {
-				e.targets = []string{found.ID}
+				e.targets, e.byMatch = []string{found.ID}, true
 			} else {
 				e.targets = []string{e.id}
 			}
@@ -239,7 +332,7 @@ func (r *runner) resolve() error {
 			case found != nil && e.bodyID != "" && e.bodyID != found.ID:
 				return e.fail(fhir.Errorf(fhir.KindInvalid, "the resource id %q is not the id %q of the resource the criteria match", e.bodyID, found.ID))
 			case found != nil:
-				e.targets = []string{found.ID}
+				e.targets, e.byMatch = []string{found.ID}, true
 			case e.bodyID != "":
 				e.targets = []string{e.bodyID}
 			default:
@@ -253,7 +346,7 @@ func (r *runner) resolve() error {
 			if found == nil {
 				return e.fail(fhir.Errorf(fhir.KindNotFound, "no %s matches the criteria %s", e.typ, readableQuery(e.criteria)))
 			}
-			e.targets = []string{found.ID}
+			e.targets, e.byMatch = []string{found.ID}, true
 		case "DELETE":
 			limit := 1
 			if r.h.deleteMode == ConditionalDeleteMultiple {
@@ -272,6 +365,7 @@ func (r *runner) resolve() error {
 			for _, f := range found {
 				e.targets = append(e.targets, f.ID)
 			}
+			e.byMatch = true
 		}
 		if e.fullURL != "" && len(e.targets) == 1 {
 			r.rw.add(e.fullURL, e.typ, e.targets[0])
@@ -333,7 +427,16 @@ func (r *runner) conditionalReferences() (bool, error) {
 			if _, done := r.rw.conds[ref]; done {
 				return true
 			}
-			c, perr := r.criteriaOf(typ, query)
+			// Resolved only among what the caller may search of typ.
+			access, _, perr := r.h.decide(r.ctx, authz.Search, typ)
+			if perr != nil {
+				err = e.fail(&fhir.Error{Kind: fhir.KindOf(perr), Message: "conditional reference " + ref + ": " + fhir.MessageOf(perr), Err: perr})
+				return false
+			}
+			if wholeType(access, typ) {
+				access = store.AllowAll()
+			}
+			c, perr := r.criteriaOf(typ, query, access)
 			if perr != nil {
 				err = e.fail(&fhir.Error{Kind: fhir.KindInvalid, Message: "conditional reference " + ref + ": " + fhir.MessageOf(perr), Err: perr})
 				return false
@@ -409,6 +512,9 @@ func (r *runner) write(e *entry) error {
 	case "DELETE":
 		e.result.status = http.StatusNoContent
 		for _, id := range e.targets {
+			if _, err := r.before(e, id); err != nil {
+				return err
+			}
 			res, err := tx.Delete(ctx, store.Delete{Type: e.typ, ID: id, IfMatch: e.ifMatch})
 			if err != nil {
 				return err
@@ -432,6 +538,9 @@ func (r *runner) write(e *entry) error {
 		return nil
 	case "PUT":
 		id := e.targets[0]
+		if _, err := r.before(e, id); err != nil {
+			return err
+		}
 		res, created, err := tx.Update(ctx, store.Write{Type: e.typ, ID: id, Body: e.out, IfMatch: e.ifMatch})
 		if err != nil {
 			return err
@@ -444,6 +553,14 @@ func (r *runner) write(e *entry) error {
 		return nil
 	case "PATCH":
 		id := e.targets[0]
+		exists, err := r.before(e, id)
+		if err != nil {
+			return err
+		}
+		if !exists && !e.acc.f.IsAllowAll() {
+			// Missing or deleted: not known to a restricted caller.
+			return notKnown(e.typ, id)
+		}
 		res, err := r.h.applyPatch(ctx, tx, e.typ, id, e.ifMatch, e.patch)
 		if err != nil {
 			return err
@@ -454,6 +571,46 @@ func (r *runner) write(e *entry) error {
 		return nil
 	}
 	return fhir.Errorf(fhir.KindNotSupported, "method %s is not supported here", e.method)
+}
+
+// before is the check before a write entry changes or deletes typ/id
+// (insideBefore under e.acc.f): outside the filter it is not known (404),
+// like a missing one; exists reports whether it is a current resource. A
+// target the caller's criteria matched is one it may see, so that one is
+// refused with 403 instead.
+func (r *runner) before(e *entry, id string) (exists bool, err error) {
+	if e.acc.f.IsAllowAll() {
+		return true, nil // the write reports a missing resource itself
+	}
+	exists, err = insideBefore(r.ctx, r.tx, r.t.name, e.typ, id, e.acc.f)
+	if fhir.KindOf(err) == fhir.KindNotFound && e.byMatch {
+		return exists, fhir.Errorf(fhir.KindForbidden, "the access token's scopes do not allow %s of %s/%s, which the criteria match", e.interaction(), e.typ, id)
+	}
+	return exists, err
+}
+
+// checkAfter is the check after every write of the attempt: what a POST,
+// PUT or PATCH wrote must be inside its entry's filter (a PUT that created
+// needs create too, and must be inside its filter), else 403 and everything
+// is rolled back. It runs once every entry has written, on what the
+// transaction then holds.
+func (r *runner) checkAfter() error {
+	for _, e := range r.entries {
+		f := e.acc.f
+		switch {
+		case e.method != "POST" && e.method != "PUT" && e.method != "PATCH", e.matched != nil, e.result.res == nil:
+			continue
+		case e.method == "PUT" && e.result.status == http.StatusCreated:
+			var err error
+			if f, _, err = r.h.decide(r.ctx, authz.Create, e.typ); err != nil {
+				return e.fail(err)
+			}
+		}
+		if err := insideAfter(r.ctx, r.tx, r.t.name, e.typ, e.result.res.ID, f); err != nil {
+			return e.fail(err)
+		}
+	}
+	return nil
 }
 
 // applyPatch reads typ/id (locked, so that no update can come between),
@@ -495,11 +652,13 @@ func (h *Handler) applyPatch(ctx context.Context, tx store.Tx, typ, id string, i
 }
 
 // reader is what GET entries read from: the transaction in a transaction,
-// the store (no transaction needed) in a batch.
+// the store (no transaction needed) in a batch. SearchAccess is Search as a
+// restricted caller sees it (store.FilteredSearcher).
 type reader interface {
 	Read(ctx context.Context, typ, id string) (*fhir.Resource, error)
 	VRead(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error)
 	Search(ctx context.Context, q *search.Query) (*store.SearchPage, error)
+	SearchAccess(ctx context.Context, q *search.Query, f store.Filter) (*store.SearchPage, error)
 }
 
 // storeReader reads a tenant of the store outside a transaction.
@@ -520,13 +679,38 @@ func (s storeReader) Search(ctx context.Context, q *search.Query) (*store.Search
 	return s.s.Search(ctx, s.tenant, q)
 }
 
-func (r *runner) read(e *entry) error { return r.h.readEntry(r.ctx, r.tx, r.t, e) }
+func (s storeReader) SearchAccess(ctx context.Context, q *search.Query, f store.Filter) (*store.SearchPage, error) {
+	return s.s.SearchAccess(ctx, s.tenant, q, f)
+}
 
-// readEntry carries out a GET or HEAD: read, vread or search.
+// txReader reads inside a transaction, its own writes included.
+type txReader struct {
+	store.Tx
+	tenant string
+}
+
+func (t txReader) SearchAccess(ctx context.Context, q *search.Query, f store.Filter) (*store.SearchPage, error) {
+	fs, ok := t.Tx.(store.FilteredSearcher)
+	if !ok {
+		return nil, errors.New("server: the store's transactions cannot apply an access filter")
+	}
+	return fs.SearchAccess(ctx, t.tenant, q, f)
+}
+
+func (r *runner) read(e *entry) error { return r.h.readEntry(r.ctx, txReader{r.tx, r.t.name}, r.t, e) }
+
+// readEntry carries out a GET or HEAD (read, vread or search) under the
+// entry's filter (authorize), exactly as the plain interactions: a search
+// only matches, includes and counts what the filter admits; a resource
+// outside it is not known (404), and so are the versions of one.
 func (h *Handler) readEntry(ctx context.Context, rd reader, t tenant, e *entry) error {
+	f := e.acc.f
 	if e.scope != nil {
 		body, err := h.searchset(t, e.params, *e.scope, false, func(q *search.Query) (*store.SearchPage, error) {
-			return rd.Search(ctx, q)
+			if f.IsAllowAll() {
+				return rd.Search(ctx, q)
+			}
+			return rd.SearchAccess(ctx, q, f)
 		})
 		if err != nil {
 			return err
@@ -537,9 +721,16 @@ func (h *Handler) readEntry(ctx context.Context, rd reader, t tenant, e *entry) 
 	var res *fhir.Resource
 	var err error
 	if e.vid != 0 {
+		if !f.IsAllowAll() {
+			// As vread: the versions of a resource whose current version
+			// the caller may see.
+			if _, err := readIn(ctx, rd, e.typ, e.id, f); err != nil {
+				return err
+			}
+		}
 		res, err = rd.VRead(ctx, e.typ, e.id, e.vid)
 	} else {
-		res, err = rd.Read(ctx, e.typ, e.id)
+		res, err = readIn(ctx, rd, e.typ, e.id, f)
 	}
 	if err != nil {
 		return err
@@ -577,6 +768,9 @@ func (r *runner) checkDeletes() error {
 			by, err := r.tx.ReferencedBy(r.ctx, del.Type, del.ID, 3)
 			if err != nil {
 				return err
+			}
+			if len(by) > 0 && !r.h.seesAll(r.ctx) {
+				return e.fail(errReferenced(del.Type, del.ID))
 			}
 			if len(by) > 0 {
 				names := make([]string, len(by))

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"mime"
@@ -10,10 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/fhir/patch"
-	"github.com/fhirserver/fhirserver/store"
 )
 
 // PATCH B/fhir/{type}/{id} and B/fhir/{type}?criteria
@@ -63,43 +60,13 @@ func (h *Handler) patchWhere(w http.ResponseWriter, r *http.Request, typ, id str
 		h.writeError(w, r, err)
 		return
 	}
-	if id == "" {
-		// Conditional patch: unrestricted callers only (requireUnrestricted).
-		h.runOne(w, r, e)
-		return
-	}
-	f, err := h.access(r, authz.Patch, typ)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if f.IsAllowAll() {
-		h.runOne(w, r, e)
-		return
-	}
-	// A restricted caller: the resource (locked) must be inside f before
-	// (else, like a missing or deleted one, it is not known: 404) and the
-	// patched version inside f after (else 403, rolled back).
-	tenant := h.tenantFrom(r.Context()).name
-	h.runOneChecked(w, r, e, func(ctx context.Context, tx store.Tx) error {
-		if _, err := tx.Read(ctx, typ, id); err != nil {
-			if k := fhir.KindOf(err); k == fhir.KindNotFound || k == fhir.KindGone {
-				return notKnown(typ, id)
-			}
-			return err
-		}
-		ok, err := visibleIn(ctx, tx, tenant, typ, id, f)
-		if err == nil && !ok {
-			err = notKnown(typ, id)
-		}
-		return err
-	}, func(ctx context.Context, tx store.Tx) error {
-		ok, err := visibleIn(ctx, tx, tenant, typ, id, f)
-		if err == nil && !ok {
-			err = errOutside(typ)
-		}
-		return err
-	})
+	// The runner decides the entry (patch, or conditional patch whose
+	// criteria match among what the caller may search) and checks it in
+	// the transaction that reads, patches and writes: a restricted caller's
+	// target must be inside its filter before (else, like a missing or
+	// deleted one, it is not known: 404) and the patched version after
+	// (else 403, rolled back).
+	h.runOne(w, r, e)
 }
 
 // readPatch reads a patch document by its media type.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/fhirserver/fhirserver/authz"
 	"github.com/fhirserver/fhirserver/fhir"
 	"github.com/fhirserver/fhirserver/store"
 )
@@ -244,9 +245,34 @@ func (r *runner) checkReferences() error {
 	if len(unknown) == 0 {
 		return nil
 	}
+	unknown, read, err := r.readable(unknown)
+	if err != nil || len(unknown) == 0 {
+		return err
+	}
 	missing, err := r.tx.Missing(r.ctx, unknown)
 	if err != nil {
 		return err
+	}
+	if len(read) > 0 {
+		// What the caller may not see is missing to it.
+		gone := map[store.Ref]bool{}
+		for _, m := range missing {
+			gone[m] = true
+		}
+		missing = missing[:0]
+		for _, ref := range unknown {
+			f, restricted := read[ref.Type]
+			if !gone[ref] && restricted {
+				ok, err := visibleIn(r.ctx, r.tx, r.t.name, ref.Type, ref.ID, f)
+				if err != nil {
+					return err
+				}
+				gone[ref] = !ok
+			}
+			if gone[ref] {
+				missing = append(missing, ref)
+			}
+		}
 	}
 	if len(missing) > 0 {
 		e := users[missing[0]]
@@ -265,4 +291,41 @@ func moreCount(n, shown int) string {
 		return ""
 	}
 	return fmt.Sprintf(" (and %d more)", n-shown)
+}
+
+// readable confines the reference check to what the caller may read, so
+// that its answer never depends on a resource the caller may not see: of
+// refs it keeps those whose type the caller may read, and returns, by type,
+// the read filter of the types it may read only in part (a reference to a
+// resource outside it is answered as one to a missing resource). A
+// reference to a type the caller may not read at all is not checked: any
+// answer would tell whether it exists.
+func (r *runner) readable(refs []store.Ref) (keep []store.Ref, read map[string]store.Filter, err error) {
+	if r.h.seesAll(r.ctx) {
+		return refs, nil, nil
+	}
+	read = map[string]store.Filter{}
+	denied := map[string]bool{}
+	for _, ref := range refs {
+		if _, done := read[ref.Type]; !done && !denied[ref.Type] {
+			f, _, err := r.h.decide(r.ctx, authz.Read, ref.Type)
+			switch {
+			case err == nil:
+				read[ref.Type] = f
+			case fhir.KindOf(err) == fhir.KindForbidden:
+				denied[ref.Type] = true
+			default:
+				return nil, nil, err
+			}
+		}
+		if !denied[ref.Type] {
+			keep = append(keep, ref)
+		}
+	}
+	for typ, f := range read {
+		if f.IsAllowAll() {
+			delete(read, typ)
+		}
+	}
+	return keep, read, nil
 }
