@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The second half of the access matrix: conditional create, update, patch
@@ -355,6 +356,49 @@ var writeCases = []struct {
 		}
 		if got := set(5); c.confined && *got.Total != 0 {
 			x.t.Fatalf("chain to B: total %d", *got.Total)
+		}
+	}},
+	// Batch history entries: the versions of what the caller may see.
+	{"batch: history entries", func(x *writeCase) {
+		since := time.Now().UTC().Format(time.RFC3339Nano)
+		fixtures := []struct {
+			n, p string
+			lab  bool
+		}{{"a1", x.a, true}, {"a2", x.a, false}, {"b1", x.b, true}}
+		var visible []string
+		for _, f := range fixtures {
+			id := x.fix(f.n, f.p, f.lab, "h")
+			if x.c.sees(x.a, f.p, f.lab) {
+				visible = append(visible, "Observation/"+id)
+			}
+		}
+		slices.Sort(visible)
+		q := "?_since=" + url.QueryEscape(since)
+		code, body := x.as("POST", "/fhir", batchBundle(
+			entryOf("", "GET", "_history"+q, "", ""),
+			entryOf("", "GET", "Observation/_history"+q, "", ""),
+			entryOf("", "GET", "Observation/"+x.id("b1")+"/_history", "", ""),
+			entryOf("", "GET", "Patient/"+x.b+"/_history", "", "")))
+		x.want(code, http.StatusOK, body)
+		c := x.c
+		res := responseOf(x.t, body, "batch-response", 4)
+		obsB, patientB := 404, 200
+		if c.sees(x.a, x.b, true) {
+			obsB = 200
+		}
+		switch {
+		case c.obsOnly:
+			patientB = 403
+		case c.confined:
+			patientB = 404
+		}
+		if got, want := res.statuses(), codes(200, 200, obsB, patientB); got != want {
+			x.t.Fatalf("statuses %s, want %s: %.800s", got, want, body)
+		}
+		for i := range 2 {
+			if got := historyKeys(x.t, string(res.Entry[i].Resource)); !slices.Equal(got, visible) {
+				x.t.Fatalf("entry %d: history of %v, want %v", i, got, visible)
+			}
 		}
 	}},
 	// Conditional create: the criteria match among what the caller may

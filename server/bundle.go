@@ -103,6 +103,11 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request) {
 	if transaction {
 		seen := map[string]int{}
 		for i, e := range entries {
+			if e.hist {
+				// History reads the store, not the transaction.
+				h.writeError(w, r, e.fail(fhir.Errorf(fhir.KindNotSupported, "history is served in a batch, not in a transaction (it would not see the transaction's own writes)")))
+				return
+			}
 			if e.fullURL == "" {
 				continue
 			}
@@ -214,7 +219,7 @@ func (h *Handler) parseEntry(t tenant, i int, in *bundleEntryIn) (*entry, error)
 	if len(segs) >= 1 {
 		e.typ = segs[0]
 	}
-	if len(segs) >= 2 {
+	if len(segs) >= 2 && !(len(segs) == 2 && segs[1] == "_history") {
 		if !fhir.ValidID(segs[1]) {
 			return nil, fhir.Errorf(fhir.KindInvalid, "%q is not a valid resource id", segs[1])
 		}
@@ -313,6 +318,12 @@ func (h *Handler) entrySearchOrRead(e *entry, segs []string, query url.Values) e
 		return nil
 	}
 	switch {
+	case len(segs) == 1 && segs[0] == "_history":
+		e.hist, e.typ, e.params = true, "", query
+		return nil
+	case len(segs) == 2 && segs[1] == "_history", len(segs) == 3 && segs[2] == "_history":
+		e.hist, e.params = true, query
+		return served(segs[0])
 	case len(segs) == 0:
 		e.scope, e.params = &searchScope{}, query
 	case len(segs) == 1:
@@ -349,7 +360,7 @@ func (h *Handler) entrySearchOrRead(e *entry, segs []string, query url.Values) e
 		e.typ, e.id = "", ""
 	}
 	if e.scope == nil && e.id == "" {
-		return fhir.Errorf(fhir.KindNotSupported, "%s %s is not supported in a Bundle (read, vread and search are)", e.method, e.url)
+		return fhir.Errorf(fhir.KindNotSupported, "%s %s is not supported in a Bundle (read, vread, search and history are)", e.method, e.url)
 	}
 	return nil
 }

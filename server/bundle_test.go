@@ -547,6 +547,51 @@ func TestBatch(t *testing.T) {
 	})
 }
 
+// History in a batch: the three levels, with their parameters, as the
+// plain interactions answer them; a transaction refuses history (it reads
+// the store, not the transaction).
+func TestBatchHistory(t *testing.T) {
+	eachStore(t, func(t *testing.T, newHandler func(t *testing.T) http.Handler) {
+		h := newHandler(t)
+		put("/fhir/Patient/p1", sysP1).Do(t, h)
+		put("/fhir/Patient/p1", patientP1).Do(t, h)
+		put("/fhir/Observation/o1", obsID("o1", "x", "Patient/p1")).Do(t, h)
+		code, body := postBundle(t, h, batchBundle(
+			entryOf("", "GET", "_history", "", ""),
+			entryOf("", "GET", "Patient/_history?_count=1", "", ""),
+			entryOf("", "GET", "Patient/p1/_history", "", ""),
+			entryOf("", "GET", "Patient/nobody/_history", "", ""),
+			entryOf("", "GET", "Patient/p1/_history?_count=x", "", ""),
+			entryOf("", "GET", "Nope/_history", "", ""),
+		))
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		b := decodeResponse(t, body, "batch-response")
+		if got := b.statuses(); got != "200 200 200 404 400 404" {
+			t.Fatalf("statuses %s: %s", got, body)
+		}
+		for i, want := range []struct {
+			total   int
+			entries int
+			next    bool
+		}{{3, 3, false}, {2, 1, true}, {2, 2, false}} {
+			hb := decodeBundle(t, string(b.Entry[i].Resource))
+			if *hb.Total != want.total || len(hb.Entry) != want.entries || (hb.link("next") != "") != want.next {
+				t.Errorf("entry %d: total %d, %d entries, next %q", i, *hb.Total, len(hb.Entry), hb.link("next"))
+			}
+		}
+		plain := do(t, h, "GET", "/fhir/Patient/p1/_history", "")
+		if got := compact(t, string(b.Entry[2].Resource)); got != compact(t, plain.Body.String()) {
+			t.Errorf("batch history differs from the plain one:\n%s\n%s", got, plain.Body)
+		}
+		code, body = postBundle(t, h, txBundle(entryOf("", "GET", "Patient/p1/_history", "", "")))
+		if code != 400 || !strings.Contains(body, "Bundle.entry[0] (GET Patient/p1/_history): history is served in a batch") {
+			t.Fatalf("history in a transaction: %d %s", code, body)
+		}
+	})
+}
+
 // Transactions at once on one resource, each with the version it read:
 // exactly one wins each round, the others fail with 412 and store nothing.
 func TestConcurrentTransactions(t *testing.T) {

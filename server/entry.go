@@ -34,7 +34,8 @@ type entry struct {
 	vid      int64      // GET Type/id/_history/vid
 	criteria url.Values // PUT/PATCH/DELETE Type?criteria, POST ifNoneExist
 	scope    *searchScope
-	params   url.Values // GET search parameters
+	hist     bool       // GET history of typ/id (either may be ""; batch only)
+	params   url.Values // GET search and history parameters
 	ifMatch  int64
 	cond     http.Header // GET: If-None-Match, If-Modified-Since
 	body     []byte      // POST and PUT: compact, validated
@@ -108,6 +109,8 @@ func (e *entry) interaction() authz.Interaction {
 		return authz.Delete
 	}
 	switch {
+	case e.hist:
+		return authz.History
 	case e.scope != nil:
 		return authz.Search
 	case e.vid != 0:
@@ -699,12 +702,21 @@ func (t txReader) SearchAccess(ctx context.Context, q *search.Query, f store.Fil
 
 func (r *runner) read(e *entry) error { return r.h.readEntry(r.ctx, txReader{r.tx, r.t.name}, r.t, e) }
 
-// readEntry carries out a GET or HEAD (read, vread or search) under the
-// entry's filter (authorize), exactly as the plain interactions: a search
-// only matches, includes and counts what the filter admits; a resource
-// outside it is not known (404), and so are the versions of one.
+// readEntry carries out a GET or HEAD (read, vread, search or history)
+// under the entry's filter (authorize), exactly as the plain interactions:
+// a search only matches, includes and counts what the filter admits, a
+// history only holds the versions of what it admits; a resource outside it
+// is not known (404), and so are the versions of one.
 func (h *Handler) readEntry(ctx context.Context, rd reader, t tenant, e *entry) error {
 	f := e.acc.f
+	if e.hist {
+		body, err := h.historyBody(ctx, t, e.typ, e.id, e.params, e.params.Encode(), f)
+		if err != nil {
+			return err
+		}
+		e.result = entryResult{status: http.StatusOK, body: body}
+		return nil
+	}
 	if e.scope != nil {
 		body, err := h.searchset(t, e.params, *e.scope, false, func(q *search.Query) (*store.SearchPage, error) {
 			if f.IsAllowAll() {

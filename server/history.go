@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -103,8 +104,7 @@ func instantParam(q url.Values, name string) (time.Time, error) {
 // newest first, paged by the store's cursor.
 func (h *Handler) history(w http.ResponseWriter, r *http.Request, typ, id string) {
 	q := r.URL.Query() // negotiate has already refused malformed queries
-	hq, countOnly, err := historyParams(q)
-	if err != nil {
+	if _, _, err := historyParams(q); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -115,31 +115,44 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request, typ, id string
 		h.writeError(w, r, err)
 		return
 	}
-	t := h.tenantFrom(r.Context())
+	body, err := h.historyBody(r.Context(), h.tenantFrom(r.Context()), typ, id, q, r.URL.RawQuery, f)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, body)
+}
+
+// historyBody runs the history of typ/id (either may be "") with the
+// parameters q under the caller's filter f, and returns the history Bundle;
+// rawQuery is the query its self link repeats. It reads the store, not a
+// transaction. Plain requests and batch entries share it.
+func (h *Handler) historyBody(ctx context.Context, t tenant, typ, id string, q url.Values, rawQuery string, f store.Filter) ([]byte, error) {
+	hq, countOnly, err := historyParams(q)
+	if err != nil {
+		return nil, err
+	}
 	hq.Tenant, hq.Type, hq.ID = t.name, typ, id
 	if !f.IsAllowAll() {
 		hq.Filter = &f
 	}
-	page, err := h.store.History(r.Context(), hq)
+	page, err := h.store.History(ctx, hq)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	if id != "" && page.Total == 0 && hq.Filter != nil {
 		// Empty for a restricted caller: a resource it may not see (or a
 		// deleted one, which has no compartment to decide on) is not
 		// known, exactly like one that never existed.
-		if _, err := h.readUnder(r.Context(), t.name, typ, id, f); err != nil {
-			h.writeError(w, r, err)
-			return
+		if _, err := h.readUnder(ctx, t.name, typ, id, f); err != nil {
+			return nil, err
 		}
 	}
 	if id != "" && page.Total == 0 && hq.Filter == nil {
 		// An empty history may just be filtered by _since or _at; only a
 		// resource that never existed is 404 (a deleted one has history).
-		if _, err := h.store.Read(r.Context(), t.name, typ, id); err != nil && fhir.KindOf(err) != fhir.KindGone {
-			h.writeError(w, r, err)
-			return
+		if _, err := h.store.Read(ctx, t.name, typ, id); err != nil && fhir.KindOf(err) != fhir.KindGone {
+			return nil, err
 		}
 	}
 
@@ -151,8 +164,8 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request, typ, id string
 		path = t.base + "/" + typ + "/_history"
 	}
 	self := path
-	if r.URL.RawQuery != "" {
-		self += "?" + r.URL.RawQuery
+	if rawQuery != "" {
+		self += "?" + rawQuery
 	}
 	next := ""
 	if page.Next != 0 && !countOnly {
@@ -168,8 +181,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request, typ, id string
 	if countOnly {
 		versions = nil
 	}
-	body := historyBundle(t.base, page.Total, self, next, versions)
-	h.writeBody(w, r, formatFrom(r.Context()), http.StatusOK, body)
+	return historyBundle(t.base, page.Total, self, next, versions), nil
 }
 
 // historyBundle writes the Bundle byte by byte: each resource goes in as the
