@@ -170,6 +170,9 @@ func (d *driver) NumericParam(ph string) string { return ph + "::numeric" }
 
 func (d *driver) NumericText(expr string) string { return "(" + expr + ")::text" }
 
+// Fence: PostgreSQL does not pull up a subquery with an OFFSET.
+func (d *driver) Fence() string { return " OFFSET 0" }
+
 // FullTextMatch uses the expression of the idx_text_fts GIN index.
 func (d *driver) FullTextMatch(x, ph string) string {
 	return "to_tsvector('english', " + x + ".content) @@ plainto_tsquery('english', " + ph + ")"

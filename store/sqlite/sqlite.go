@@ -179,6 +179,9 @@ func (d *driver) NumericParam(ph string) string { return "CAST(" + ph + " AS REA
 // back.
 func (d *driver) NumericText(expr string) string { return "printf('%.17g', " + expr + ")" }
 
+// Fence: SQLite runs a correlated EXISTS as a per-row subquery anyway.
+func (d *driver) Fence() string { return "" }
+
 // FullTextMatch looks the query up in the FTS5 table over idx_text.
 func (d *driver) FullTextMatch(x, ph string) string {
 	return x + ".rowid IN (SELECT rowid FROM idx_text_fts WHERE idx_text_fts MATCH " + ph + ")"

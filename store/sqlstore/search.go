@@ -181,6 +181,7 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 	}
 	sc := scope{r: r, types: q.Types}
 	var sets []cond
+	anchor := -1
 	if comp := q.Compartment; comp != nil {
 		if !fhir.IsResourceType(comp.Type) || (comp.ID != "" && !fhir.ValidID(comp.ID)) {
 			return "", invalid("%s/%s is not a compartment", comp.Type, comp.ID)
@@ -192,20 +193,65 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 		sets = append(sets, set("qc.type", "qc.id", from))
 	}
 	for i := range q.Clauses {
-		cd, err := c.clauseCond(sc, &q.Clauses[i])
+		cl := &q.Clauses[i]
+		cd, err := c.clauseCond(sc, cl)
 		if err != nil {
 			return "", err
 		}
 		if cd.set != nil {
+			if anchor < 0 && anchors(cl) {
+				anchor = len(sets)
+			}
 			sets = append(sets, cd)
 		} else {
 			conds = append(conds, cd.sql)
 		}
 	}
-	if len(sets) > 0 {
+	switch {
+	case len(sets) > 1 && anchor >= 0:
+		conds = append(conds, c.render(sc, c.probe(sets, anchor)))
+	case len(sets) > 0:
 		conds = append(conds, c.render(sc, c.intersect(sc, sets)))
 	}
 	return strings.Join(conds, " AND "), nil
+}
+
+// anchors reports whether a clause selects few resources whatever its
+// values: a reference to given resources (Observation?patient=X, the
+// shape of most searches by SMART apps), whose index rows are those of one
+// patient's records. (A compartment search is left to the planner: its
+// set holds every type of the patient's records, and starting from it
+// measured slower, 3,100 against 5,100 searches/s for Patient/X/Observation
+// ?code=.)
+func anchors(cl *search.Clause) bool {
+	if cl.Has != nil || cl.Chain != nil || cl.Missing != nil || cl.Modifier != search.ModNone || clauseType(cl) != fhir.SearchParamReference {
+		return false
+	}
+	for _, v := range cl.Values {
+		if v.URL != "" {
+			return false
+		}
+	}
+	return len(cl.Values) > 0
+}
+
+// probe starts from the anchor set (a reference to given resources) and
+// checks the other sets for each of its rows, by their
+// index on (tenant, type, id, param). Left to itself, PostgreSQL's generic
+// plan (prepared statements are planned once for any values) may instead
+// read every index row of a common code and merge it with the patient's:
+// measured 5.3 ms against 0.56 ms for Observation?patient=X&code=(a code
+// of 17,000 Observations). The dialect's fence keeps each probe a
+// per-row subplan.
+func (c *compiler) probe(sets []cond, anchor int) cond {
+	a := *sets[anchor].set
+	for i, s := range sets {
+		if i == anchor {
+			continue
+		}
+		a.sel += " AND EXISTS (SELECT 1 " + s.set.sel + " AND " + s.set.typeCol + " = " + a.typeCol + " AND " + s.set.idCol + " = " + a.idCol + c.d.Fence() + ")"
+	}
+	return cond{set: &a}
 }
 
 // sortKeys compiles _sort. A resource with several values sorts by the

@@ -82,6 +82,10 @@ type Dialect interface {
 	// FullTextQuery turns words (letters and digits only, at least one)
 	// into the value FullTextMatch binds.
 	FullTextQuery(words []string) string
+	// Fence ends a subquery that the planner must run as written, once
+	// per outer row, instead of flattening it into a join (" OFFSET 0" on
+	// PostgreSQL; "" where subqueries are not flattened).
+	Fence() string
 }
 
 // micros converts a time to the stored representation.

@@ -331,6 +331,18 @@ func testSyntheaSearch(t *testing.T, se store.Searcher, c *corpus) {
 			want: c.filter("Observation", func(r obj) bool { return !effective(r).Before(cut) })},
 		{name: "date lt", types: "Observation", query: "date=lt2015-01-01",
 			want: c.filter("Observation", func(r obj) bool { e := effective(r); return !e.IsZero() && e.Before(cut) })},
+		// A reference to given resources anchors the search (the other
+		// clauses are probed per row): with two values, with a chain, a
+		// :missing and a composite beside it.
+		{name: "anchor two patients and token", types: "Observation", query: "patient=" + nedID + "," + lizID + "&code=http://loinc.org|8302-2",
+			want: c.filter("Observation", func(r obj) bool { return heightOf(nedID)(r) || heightOf(lizID)(r) })},
+		{name: "anchor and chain", types: "Observation", query: "patient=" + nedID + "," + lizID + "&subject:Patient.gender=female&code=http://loinc.org|8302-2", want: c.filter("Observation", heightOf(lizID))},
+		{name: "anchor and missing", types: "Observation", query: "patient=" + nedID + "&value-quantity:missing=false&category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+			want: c.filter("Observation", func(r obj) bool {
+				return refID(r["subject"]) == nedID && r["valueQuantity"] != nil && hasCategory(r, "laboratory")
+			})},
+		{name: "anchor and composite", types: "Observation", query: "subject=Patient/" + lizID + "&code-value-quantity=http://loinc.org|39156-5$gt25",
+			want: c.filter("Observation", func(r obj) bool { return refID(r["subject"]) == lizID && bmiOver(r, 25.5) })},
 		{name: "date day", types: "Observation", query: "patient=" + nedID + "&date=2012-03-07",
 			want: c.filter("Observation", func(r obj) bool {
 				return refID(r["subject"]) == nedID && effective(r).UTC().Format("2006-01-02") == "2012-03-07"
@@ -800,4 +812,15 @@ func testSearchErrors(t *testing.T, se store.Searcher) {
 			wantKind(t, err, tc.kind)
 		})
 	}
+}
+
+// hasCategory reports whether an Observation has the observation-category
+// code.
+func hasCategory(r obj, code string) bool {
+	for _, cc := range list(r["category"]) {
+		if hasCoding(cc, "http://terminology.hl7.org/CodeSystem/observation-category", code) {
+			return true
+		}
+	}
+	return false
 }
