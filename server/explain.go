@@ -144,7 +144,12 @@ func (h *Handler) explainAccess(w http.ResponseWriter, r *http.Request) {
 		ex.Caller.Scopes = []string{}
 	}
 	ex.Note = note
-	bundle := len(reqs) == len(everything) && in.Method == http.MethodPost
+	// A Bundle passes the access check in front of the handlers (its
+	// entries are decided one by one); any other request that may perform
+	// every interaction needs each unrestricted.
+	bundle := strings.Trim(in.URL, "/") == "" || strings.Trim(strings.TrimPrefix(in.URL, h.base+"/fhir"), "/") == ""
+	bundle = bundle && in.Method == http.MethodPost
+	unknown := len(reqs) == len(everything) && !bundle
 	primary := -1
 	for _, req := range reqs {
 		e := caller.Explain(req)
@@ -165,7 +170,8 @@ func (h *Handler) explainAccess(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case !g.Allow:
 				d.Decision, d.Rule = "deny", g.Rule
-			case (!enforced[req.Interaction] || bundle) && !g.Filter.IsAllowAll():
+			case bundle:
+			case (!enforced[req.Interaction] || unknown) && !g.Filter.IsAllowAll():
 				d.Decision = "deny"
 				d.Rule = "server: " + string(req.Interaction) + " is served only to tokens whose access to it is unrestricted"
 			}
@@ -174,6 +180,16 @@ func (h *Handler) explainAccess(w http.ResponseWriter, r *http.Request) {
 		ex.Interactions = append(ex.Interactions, d)
 		if primary < 0 && d.Decision == "deny" {
 			primary = len(ex.Interactions) - 1
+		}
+	}
+	if bundle {
+		// A Bundle is let through when any of its interactions may be
+		// allowed; its entries are decided one by one.
+		for i, d := range ex.Interactions {
+			if d.Decision == "allow" {
+				primary = i
+				break
+			}
 		}
 	}
 	if primary < 0 {
@@ -300,8 +316,8 @@ func (h *Handler) explainTargets(in explainInput) ([]authz.Request, string, erro
 		}
 		return seg[i], nil
 	}
-	if len(seg) > 0 && strings.HasPrefix(seg[len(seg)-1], "$") {
-		req := authz.Request{Interaction: authz.Operation, Operation: seg[len(seg)-1]}
+	if op := operationOf(seg); op != "" && (operationNeeds[op] != 0 || in.Needs != "") {
+		req := authz.Request{Interaction: authz.Operation, Operation: op}
 		if len(seg) > 1 {
 			if req.Type, err = typeAt(0); err != nil {
 				return nil, "", err
@@ -310,15 +326,22 @@ func (h *Handler) explainTargets(in explainInput) ([]authz.Request, string, erro
 		if req.Needs, err = parseNeeds(in.Needs); err != nil {
 			return nil, "", err
 		}
-		return []authz.Request{req}, "an operation's handler declares the permissions it needs; give them as needs (v2 letters, e.g. rs)", nil
+		if in.Needs == "" {
+			// What the server's handler declares ($everything).
+			req.Needs = operationNeeds[op]
+			return []authz.Request{req}, "", nil
+		}
+		return []authz.Request{req}, "the operation's permissions are those given as needs", nil
 	}
 	is := interactionsOf(in.Method, seg)
 	typ := ""
 	note := ""
 	switch {
 	case len(seg) == 0 || seg[0] == "_search" || seg[0] == "_history":
+	case len(seg) == 0 && in.Method == http.MethodPost:
+		note = "a batch or transaction Bundle: each entry is decided on its own, for its interaction and type, and confined as the plain interaction is (a transaction with a denied entry fails whole); explain an entry by giving its method and url; shown here: each interaction at the system level"
 	case slices.Equal(is, everything):
-		note = "this request may perform any interaction (a batch or transaction Bundle, or a URL the server does not know); each is shown at the system level"
+		note = "the server does not know this URL as an interaction (an operation it serves only to tokens unrestricted on every interaction): each interaction is shown at the system level"
 	case len(seg) == 3 && seg[2] != "_history":
 		// Compartment search: the decision is on the target type.
 		if _, err := typeAt(0); err != nil {

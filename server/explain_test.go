@@ -72,6 +72,12 @@ func TestExplainAccess(t *testing.T) {
 		{"PUT", "Observation/x", obsJSON("x", "a", "final"), 201, "allow", "policy: ward", []string{"Observation in compartment Patient/a"}},
 		{"PUT", "Observation?status=final", obsJSON("x", "a", "final"), 200, "allow", "policy: ward", []string{"Observation in compartment Patient/a"}},
 		{"GET", "Patient/a/Observation", "", 200, "allow", "policy: ward", []string{"every type in compartment Patient/a"}},
+		// A Bundle passes; its entries are decided one by one.
+		{"POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}},"request":{"method":"POST","url":"Observation"}}]}`,
+			200, "allow", "policy: ward", []string{"every type in compartment Patient/a"}},
+		// $everything needs what its handler declares (read and search),
+		// and the policy must allow the operation by name.
+		{"GET", "Patient/a/$everything", "", 403, "deny", "policy: default deny", []string{"nothing"}},
 	} {
 		t.Run(tc.method+" "+tc.url, func(t *testing.T) {
 			body, _ := json.Marshal(map[string]string{"method": tc.method, "url": tc.url})
@@ -86,7 +92,7 @@ func TestExplainAccess(t *testing.T) {
 			if e.Decision == "allow" && (!slices.Contains(e.Rules, "scopes: user/*.cruds") || !slices.Contains(e.Rules, "policy: ward")) {
 				t.Errorf("rules %v", e.Rules)
 			}
-			got := do(t, h, tc.method, "/fhir/"+tc.url, tc.body, "Authorization", "Bearer doc", "Content-Type", "application/fhir+json")
+			got := do(t, h, tc.method, strings.TrimSuffix("/fhir/"+tc.url, "/"), tc.body, "Authorization", "Bearer doc", "Content-Type", "application/fhir+json")
 			if got.Code != tc.status {
 				t.Errorf("the request itself: %d, want %d: %s", got.Code, tc.status, got.Body)
 			}
