@@ -37,6 +37,9 @@ type compiler struct {
 	depth  int
 	// fullText: the store indexes text for _text and _content.
 	fullText bool
+	// anchored: where started from a reference to given resources (see
+	// probe), so the matches are few whatever the table holds.
+	anchored bool
 }
 
 func (s *Store) newCompiler(tenant string, access Access) *compiler {

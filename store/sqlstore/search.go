@@ -105,6 +105,14 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 		fmt.Fprintf(&sel, ", %s AS k%d", k.expr, i)
 	}
 	sel.WriteString(" FROM resources r WHERE " + where)
+	if c.anchored {
+		// The matches of an anchored search are few: fenced, they are
+		// found first and then sorted. Otherwise the planner may walk the
+		// primary key in id order for the LIMIT, expecting to stop early,
+		// and read every resource of the type when fewer than a page
+		// match (measured: 63,000 Observations, 91 ms instead of 1 ms).
+		sel.WriteString(c.d.Fence())
+	}
 	stmt := sel.String()
 	order := make([]string, 0, len(keys)+2)
 	for i, k := range keys {
@@ -210,6 +218,7 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 	switch {
 	case len(sets) > 1 && anchor >= 0:
 		conds = append(conds, c.render(sc, c.probe(sets, anchor)))
+		c.anchored = true
 	case len(sets) > 0:
 		conds = append(conds, c.render(sc, c.intersect(sc, sets)))
 	}
