@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -284,13 +283,9 @@ func (h *Handler) operationParams(r *http.Request) (url.Values, error) {
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the query string is malformed: %v", err)
 	}
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, tooLarge(tooBig.Limit)
-		}
-		return nil, fhir.Errorf(fhir.KindInvalid, "the request body could not be read")
+		return nil, err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return params, nil

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -215,13 +214,9 @@ func (h *Handler) explainRequest(r *http.Request) (explainInput, error) {
 		if err := checkContentType(r); err != nil {
 			return in, err
 		}
-		raw, err := io.ReadAll(r.Body)
+		raw, err := readBody(r)
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return in, tooLarge(tooBig.Limit)
-			}
-			return in, fhir.Errorf(fhir.KindInvalid, "the request body could not be read")
+			return in, err
 		}
 		dec := json.NewDecoder(strings.NewReader(string(raw)))
 		dec.DisallowUnknownFields()

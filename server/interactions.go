@@ -3,9 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -55,13 +53,9 @@ func (h *Handler) readResource(r *http.Request, typ string) (body []byte, id str
 	if err := checkContentType(r); err != nil {
 		return nil, "", err
 	}
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, "", tooLarge(tooBig.Limit)
-		}
-		return nil, "", fhir.Errorf(fhir.KindInvalid, "the request body could not be read")
+		return nil, "", err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, "", fhir.Errorf(fhir.KindInvalid, "the request body is empty; send a %s resource", typ)

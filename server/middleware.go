@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -106,6 +108,20 @@ func (h *Handler) logAndRecover(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(ww, r)
 	})
+}
+
+// readBody reads the request body: 413 beyond the limit of limitBody, 400
+// when it cannot be read.
+func readBody(r *http.Request) ([]byte, error) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, tooLarge(tooBig.Limit)
+		}
+		return nil, fhir.Errorf(fhir.KindInvalid, "the request body could not be read")
+	}
+	return raw, nil
 }
 
 // limitBody caps request bodies at MaxBody. A declared length over the limit

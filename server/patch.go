@@ -2,8 +2,6 @@ package server
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -80,13 +78,9 @@ func readPatch(r *http.Request) (patch.Patch, error) {
 	if cs, has := params["charset"]; has && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
 		return nil, fhir.Errorf(fhir.KindUnsupportedMediaType, "charset %q is not supported; send utf-8", cs)
 	}
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, tooLarge(tooBig.Limit)
-		}
-		return nil, fhir.Errorf(fhir.KindInvalid, "the request body could not be read")
+		return nil, err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the request body is empty; send a patch")

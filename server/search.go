@@ -3,9 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -298,13 +296,9 @@ func (h *Handler) searchParams(r *http.Request) (url.Values, error) {
 			return nil, fhir.Errorf(fhir.KindUnsupportedMediaType, "charset %q is not supported; send utf-8", cs)
 		}
 	}
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, tooLarge(tooBig.Limit)
-		}
-		return nil, fhir.Errorf(fhir.KindInvalid, "the request body could not be read")
+		return nil, err
 	}
 	if len(bytes.TrimSpace(raw)) > 0 && r.Header.Get("Content-Type") == "" {
 		return nil, fhir.Errorf(fhir.KindUnsupportedMediaType,
