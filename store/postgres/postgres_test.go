@@ -4,6 +4,9 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fhirserver/fhirserver/store"
 	"github.com/fhirserver/fhirserver/store/postgres"
@@ -57,4 +60,47 @@ func TestFullText(t *testing.T) {
 		s.Store.FullText = fullText
 		return s
 	})
+}
+
+// TestWritesRefreshStatistics: after analyzeFirst (1,000) resources written
+// by plain creates, the store runs ANALYZE itself (in the background)
+// rather than leaving the planner on statistics of nearly empty tables
+// until autovacuum's next round.
+func TestWritesRefreshStatistics(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	analyzed := func() bool {
+		var at *time.Time
+		if err := conn.QueryRow(ctx, `SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'resources'`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at != nil
+	}
+	for i := 0; i < 999; i++ {
+		if _, err := s.Create(ctx, store.Write{Type: "Basic", Body: []byte(`{"resourceType":"Basic","code":{"text":"x"}}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if analyzed() {
+		t.Fatal("analyzed before 1,000 writes")
+	}
+	if _, err := s.Create(ctx, store.Write{Type: "Basic", Body: []byte(`{"resourceType":"Basic","code":{"text":"x"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !analyzed(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("resources not analyzed 10 s after the 1,000th write")
+		}
+	}
 }

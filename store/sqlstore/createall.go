@@ -60,6 +60,7 @@ func (t *tx) CreateAll(ctx context.Context, ws []store.Write) ([]*fhir.Resource,
 	if inserted != int64(len(rows)) {
 		return nil, t.conflict(ctx, rows, now)
 	}
+	t.writes += int64(len(out))
 	return out, nil
 }
 

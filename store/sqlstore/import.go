@@ -79,14 +79,16 @@ func (s *Store) extractAll(ws []store.Write, prepared []*fhir.Prepared) ([]*inde
 	return entries, errors.Join(errs...)
 }
 
-// analyzeFirst is the number of imported resources after which a store
+// analyzeFirst is the number of written resources after which a store
 // first refreshes the planner statistics; the next refresh comes when the
 // count has grown eightfold, and so on (a handful of ANALYZE runs for any
-// import, each bounded by the database's sampling; autovacuum keeps the
-// statistics up to date from there).
+// load, each bounded by the database's sampling; autovacuum keeps the
+// statistics up to date from there, but only after its next round, up to
+// a minute later: searches on tables that grew fast meanwhile ran on plans
+// made for nearly empty tables, measured up to 1.2 s).
 const analyzeFirst = 1000
 
-// analyzeState counts the resources this store has imported.
+// analyzeState counts the resources this store has written.
 type analyzeState struct {
 	mu      sync.Mutex
 	written int64
@@ -94,35 +96,60 @@ type analyzeState struct {
 	running bool
 }
 
-// analyzeAfter adds n imported resources to the count and runs the
-// dialect's Analyze when the count reaches the next threshold (one caller
-// at a time; the others go on).
-func (s *Store) analyzeAfter(ctx context.Context, n int64) error {
-	stmt := s.Driver.Analyze()
-	if stmt == "" || n == 0 {
-		return nil
-	}
-	a := &s.analyze
+// due adds n written resources to the count and reports whether the
+// statistics are to be refreshed now; the caller then calls done. One
+// refresh at a time.
+func (a *analyzeState) due(n int64) bool {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.written += n
 	if a.next == 0 {
 		a.next = analyzeFirst
 	}
 	if a.written < a.next || a.running {
-		a.mu.Unlock()
-		return nil
+		return false
 	}
 	a.running = true
 	a.next = 8 * a.written
-	a.mu.Unlock()
-	_, err := s.Driver.Exec(ctx, stmt)
+	return true
+}
+
+func (a *analyzeState) done() {
 	a.mu.Lock()
 	a.running = false
 	a.mu.Unlock()
-	if err != nil {
+}
+
+// analyzeAfter adds n imported resources to the count and runs the
+// dialect's Analyze when the count reaches the next threshold.
+func (s *Store) analyzeAfter(ctx context.Context, n int64) error {
+	stmt := s.Driver.Analyze()
+	if stmt == "" || n == 0 || !s.analyze.due(n) {
+		return nil
+	}
+	defer s.analyze.done()
+	if _, err := s.Driver.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("refreshing planner statistics: %w", err)
 	}
 	return nil
+}
+
+// noteWrites counts n resources written by an interaction (not an import)
+// and refreshes the statistics in the background when the count reaches
+// the next threshold, so that no request waits for it. The refresh is best
+// effort: an error (a closed pool, a timeout) leaves the statistics to
+// autovacuum, as before.
+func (s *Store) noteWrites(n int64) {
+	stmt := s.Driver.Analyze()
+	if stmt == "" || n == 0 || !s.analyze.due(n) {
+		return
+	}
+	go func() {
+		defer s.analyze.done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = s.Driver.Exec(ctx, stmt)
+	}()
 }
 
 type pendingRow struct {

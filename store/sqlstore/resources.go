@@ -189,6 +189,9 @@ func (s *Store) Create(ctx context.Context, w store.Write) (*fhir.Resource, erro
 	}
 	if s.Driver.Arrays() {
 		res, err := s.createAlone(ctx, w, p)
+		if err == nil {
+			s.noteWrites(1)
+		}
 		return res, wrap(err, "creating a resource")
 	}
 	var res *fhir.Resource
@@ -203,6 +206,9 @@ func (s *Store) Create(ctx context.Context, w store.Write) (*fhir.Resource, erro
 		res, _, _, err = s.putOver(ctx, tx, w.Tenant, w.Type, w.ID, p, 0, true)
 		return err
 	})
+	if err == nil {
+		s.noteWrites(1)
+	}
 	return res, wrap(err, "creating a resource")
 }
 
@@ -249,6 +255,9 @@ func (s *Store) Update(ctx context.Context, w store.Write) (*fhir.Resource, bool
 		res, created, _, err = s.put(ctx, tx, w.Tenant, w.Type, w.ID, p, w.IfMatch)
 		return err
 	})
+	if err == nil {
+		s.noteWrites(1)
+	}
 	return res, created, wrap(err, "updating a resource")
 }
 

@@ -24,9 +24,14 @@ type Locker interface {
 
 // Transact implements store.Transactor.
 func (s *Store) Transact(ctx context.Context, tenant string, fn func(tx store.Tx) error) error {
+	var last *tx
 	err := s.inTx(ctx, func(q Querier) error {
-		return fn(&tx{s: s, q: q, tenant: tenant})
+		last = &tx{s: s, q: q, tenant: tenant}
+		return fn(last)
 	})
+	if err == nil {
+		s.noteWrites(last.writes)
+	}
 	return wrap(err, "running a transaction")
 }
 
@@ -36,6 +41,7 @@ type tx struct {
 	q      Querier
 	tenant string
 	view   *Store // the store's search, on this transaction (made on first use)
+	writes int64  // resources written, for the statistics (noteWrites)
 }
 
 // Create implements store.Tx.
@@ -49,6 +55,9 @@ func (t *tx) Create(ctx context.Context, w store.Write) (*fhir.Resource, error) 
 		return nil, err
 	}
 	res, _, _, err := t.s.putOver(ctx, t.q, t.tenant, w.Type, w.ID, p, 0, true)
+	if err == nil {
+		t.writes++
+	}
 	if given && errors.Is(err, errRetry) {
 		return nil, fhir.Errorf(fhir.KindConflict, "%s/%s already exists (or existed): a new resource needs a new id", w.Type, w.ID)
 	}
@@ -62,6 +71,9 @@ func (t *tx) Update(ctx context.Context, w store.Write) (*fhir.Resource, bool, e
 		return nil, false, err
 	}
 	res, created, _, err := t.s.put(ctx, t.q, t.tenant, w.Type, w.ID, p, w.IfMatch)
+	if err == nil {
+		t.writes++
+	}
 	return res, created, wrap(err, "updating a resource")
 }
 
@@ -69,6 +81,9 @@ func (t *tx) Update(ctx context.Context, w store.Write) (*fhir.Resource, bool, e
 func (t *tx) Delete(ctx context.Context, d store.Delete) (*fhir.Resource, error) {
 	d.Tenant = t.tenant
 	res, err := t.s.deleteIn(ctx, t.q, d)
+	if err == nil && res != nil {
+		t.writes++
+	}
 	return res, wrap(err, "deleting a resource")
 }
 
