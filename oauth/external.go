@@ -2,6 +2,8 @@ package oauth
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -74,6 +78,25 @@ const maxJWKS = 1 << 20
 // issuer. Build it with NewExternalVerifier; it is safe for concurrent use.
 type ExternalVerifier struct {
 	issuers map[string]*externalIssuer
+	now     func() time.Time
+	leeway  time.Duration
+	cache   verifiedCache[externalVerified]
+	checks  atomic.Int64 // tokens verified in full (for tests and metrics)
+}
+
+// SignatureChecks is the number of tokens verified in full (not taken from
+// the cache) so far.
+func (v *ExternalVerifier) SignatureChecks() int64 { return v.checks.Load() }
+
+// externalVerified is a verified external token: its claims, and the key
+// that verified it, which must still be the issuer's under that kid for
+// the token to be taken from the cache (a key withdrawn from the JWKS ends
+// its tokens at the next read of the JWKS, cached or not).
+type externalVerified struct {
+	claims *Claims
+	issuer string
+	kid    string
+	key    any
 }
 
 type externalIssuer struct {
@@ -117,7 +140,7 @@ func NewExternalVerifier(ctx context.Context, cfg ExternalConfig) (*ExternalVeri
 		timeout = 5 * time.Second
 	}
 
-	v := &ExternalVerifier{issuers: map[string]*externalIssuer{}}
+	v := &ExternalVerifier{issuers: map[string]*externalIssuer{}, now: cfg.Now, leeway: cfg.Leeway}
 	for _, ti := range cfg.Issuers {
 		if ti.Issuer == "" {
 			return nil, errors.New("oauth: a trusted issuer needs its iss value")
@@ -244,8 +267,21 @@ func (v *ExternalVerifier) Verify(ctx context.Context, raw string) (*Claims, err
 	if x == nil {
 		return nil, fmt.Errorf("%w: issuer %q is not trusted", ErrInvalidToken, iss)
 	}
+	hash := sha256.Sum256([]byte(raw))
+	if c, ok := v.cached(ctx, hash); ok {
+		return c, nil
+	}
+	v.checks.Add(1)
 	var c externalClaims
-	if _, err := x.parser.ParseWithClaims(raw, &c, x.keys.KeyfuncCtx(ctx)); err != nil {
+	var kid string
+	var key any
+	keyOf := x.keys.KeyfuncCtx(ctx)
+	if _, err := x.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		k, err := keyOf(t)
+		kid, _ = t.Header["kid"].(string)
+		key = k
+		return k, err
+	}); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	for _, id := range []string{c.Patient, c.Encounter} {
@@ -281,7 +317,37 @@ func (v *ExternalVerifier) Verify(ctx context.Context, raw string) (*Claims, err
 	if c.NotBefore != nil {
 		out.NotBefore = c.NotBefore.Time
 	}
+	if kid != "" {
+		cached := *out
+		cached.Scopes = slices.Clone(out.Scopes)
+		v.cache.put(hash, externalVerified{claims: &cached, issuer: iss, kid: kid, key: key})
+	}
 	return out, nil
+}
+
+// cached returns the claims of an external token verified before, when it
+// is within its validity period (with leeway) and its issuer still
+// publishes the key that verified it under the same kid.
+func (v *ExternalVerifier) cached(ctx context.Context, hash [32]byte) (*Claims, bool) {
+	e, hit := v.cache.get(hash)
+	if !hit {
+		return nil, false
+	}
+	c := e.claims
+	now := v.now()
+	if now.After(c.ExpiresAt.Add(v.leeway)) || (!c.NotBefore.IsZero() && now.Before(c.NotBefore.Add(-v.leeway))) {
+		v.cache.drop(hash)
+		return nil, false
+	}
+	jwk, err := v.issuers[e.issuer].keys.Storage().KeyRead(ctx, e.kid)
+	same, ok := e.key.(interface{ Equal(crypto.PublicKey) bool })
+	if err != nil || !ok || !same.Equal(jwk.Key()) {
+		v.cache.drop(hash)
+		return nil, false
+	}
+	out := *c
+	out.Scopes = slices.Clone(c.Scopes)
+	return &out, true
 }
 
 // limitedBody is a transport whose response bodies end with an error after

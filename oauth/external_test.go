@@ -428,3 +428,66 @@ func TestExternalConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestExternalCache: a token verified once is taken from the cache (no
+// signature check), yet still ends when it expires and when its key is
+// withdrawn from the issuer's JWKS (at the next read of the JWKS), and a
+// kid whose key changed does not let a cached token through.
+func TestExternalCache(t *testing.T) {
+	ctx := context.Background()
+	old := newECKey(t, "k1")
+	jwks := newJWKSServer(t, old)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	v := newExternal(t, jwks.URL, func(c *oauth.ExternalConfig) {
+		c.UnknownKID = 100 * time.Millisecond
+		c.Now = clock
+	})
+	token := old.sign(t, extClaims(map[string]any{"exp": now.Add(5 * time.Minute).Unix()}))
+	for i := 0; i < 3; i++ {
+		if c, err := v.Verify(ctx, token); err != nil || c.Patient != "p123" {
+			t.Fatalf("verify %d: %+v, %v", i, c, err)
+		}
+	}
+	if n := v.SignatureChecks(); n != 1 {
+		t.Errorf("%d signature checks for one token used three times, want 1", n)
+	}
+
+	// Expiry is checked on every use (60 s leeway).
+	now = now.Add(7 * time.Minute)
+	if _, err := v.Verify(ctx, token); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Errorf("expired cached token: %v", err)
+	}
+	now = time.Now()
+
+	// Withdrawn: the issuer now publishes another key under another kid; a
+	// token with that kid makes the verifier read the JWKS again.
+	fresh := old.sign(t, extClaims(nil))
+	if _, err := v.Verify(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	next := newECKey(t, "k2")
+	jwks.publish(next)
+	time.Sleep(150 * time.Millisecond)
+	if _, err := v.Verify(ctx, next.sign(t, extClaims(nil))); err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+	if _, err := v.Verify(ctx, fresh); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Errorf("cached token of the withdrawn key: %v", err)
+	}
+
+	// Same kid, other key: the cached token is not taken.
+	k2token := next.sign(t, extClaims(nil))
+	if _, err := v.Verify(ctx, k2token); err != nil {
+		t.Fatal(err)
+	}
+	impostor := newECKey(t, "k2")
+	jwks.publish(impostor)
+	time.Sleep(150 * time.Millisecond)
+	if _, err := v.Verify(ctx, newECKey(t, "k3").sign(t, extClaims(nil))); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Fatalf("unknown kid k3 (forces a read of the JWKS): %v", err)
+	}
+	if _, err := v.Verify(ctx, k2token); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Errorf("cached token whose kid now names another key: %v", err)
+	}
+}

@@ -79,7 +79,7 @@ type Verifier struct {
 	parser *jwt.Parser
 	now    func() time.Time
 	leeway time.Duration
-	cache  verifiedCache
+	cache  verifiedCache[*Claims]
 }
 
 // maxVerified bounds the verified-token cache; when full it starts over.
@@ -88,30 +88,30 @@ const maxVerified = 10000
 // verifiedCache remembers tokens whose signature and claims were checked,
 // keyed by the SHA-256 of the token, so that a client's repeated requests
 // cost a hash and a map lookup instead of an ECDSA verification (which
-// took a third of read throughput). Expiry and revocation are checked on
-// every use.
-type verifiedCache struct {
+// took a third of read throughput). Expiry and revocation (our tokens) or
+// the signing key (external ones) are checked on every use.
+type verifiedCache[V any] struct {
 	mu sync.RWMutex
-	m  map[[32]byte]*Claims
+	m  map[[32]byte]V
 }
 
-func (c *verifiedCache) get(k [32]byte) (*Claims, bool) {
+func (c *verifiedCache[V]) get(k [32]byte) (V, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	cl, ok := c.m[k]
-	return cl, ok
+	v, ok := c.m[k]
+	return v, ok
 }
 
-func (c *verifiedCache) put(k [32]byte, cl *Claims) {
+func (c *verifiedCache[V]) put(k [32]byte, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxVerified {
-		c.m = make(map[[32]byte]*Claims)
+		c.m = make(map[[32]byte]V)
 	}
-	c.m[k] = cl
+	c.m[k] = v
 }
 
-func (c *verifiedCache) drop(k [32]byte) {
+func (c *verifiedCache[V]) drop(k [32]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, k)
