@@ -2,8 +2,8 @@
 // parses from a request (package search's Parse) and what a store compiles
 // into SQL. It holds no SQL and imports only the standard library, fhir,
 // fhir/index (Normalize, so that parsed strings compare with index rows)
-// and fhir/terminology (value set expansions for :in and :not-in, code
-// hierarchies for :below and :above).
+// and fhir/terminology (code hierarchies for :below and :above; the value
+// sets of :in and :not-in are expanded by the store).
 package search
 
 import (
@@ -178,18 +178,21 @@ type Value struct {
 	//   - a canonical "url|version": URL without the version, RefVersion;
 	//   - urn:uuid:, urn:oid: and other URIs: URL only.
 	// :identifier: System, HasSystem and Code as for a token.
-	// token :in and :not-in: URL is the value set's canonical URL
-	// (url[|version]).
+	// token :in and :not-in: URL is the value set as given: its canonical
+	// URL (url[|version]) or a reference ValueSet/id. The store expands
+	// it (terminology.Table.Expand), from the value sets stored in the
+	// tenant or else the specification's; Parse does not, as it does not
+	// know the stored ones.
 
-	// Expansion is set for token :in, :not-in, :below and :above: the codes
-	// the value stands for, by code system, as Parse found them in the
-	// terminology of the FHIR R4 specification (fhir/terminology): the
-	// value set's expansion, or the code (System|Code, both required) with
-	// its descendants (:below) or its ancestors (:above). A token matches
-	// when its system and code are in one of the sets, or when it has no
-	// system (a code element, whose system is implicit in its binding) and
-	// its code is in one of them. Parse leaves it non-nil (empty for an
-	// empty value set); shared with the terminology: do not modify.
+	// Expansion is set for token :below and :above: the codes the value
+	// stands for, by code system, as Parse found them in the terminology
+	// of the FHIR R4 specification (fhir/terminology): the code
+	// (System|Code, both required) with its descendants (:below) or its
+	// ancestors (:above). A token matches when its system and code are in
+	// one of the sets, or when it has no system (a code element, whose
+	// system is implicit in its binding) and its code is in one of them
+	// (the codes of an :in value set match the same way). Shared with the
+	// terminology: do not modify.
 	Expansion []terminology.CodeSet
 
 	// number, date and quantity: PrefixEq when none was given.

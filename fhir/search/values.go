@@ -66,12 +66,9 @@ func (p *parser) token(s *valueSpec, raw string) (Value, error) {
 		v.Str = index.Normalize(v.Raw)
 		return v, nil
 	case ModIn, ModNotIn:
+		// The value set is expanded by the store, which knows the value
+		// sets stored on the server as well as the specification's.
 		v.URL = v.Raw
-		exp, err := terminology.R4().ValueSet(v.URL)
-		if err != nil {
-			return v, p.termErr(err)
-		}
-		v.Expansion = exp
 		return v, nil
 	case ModOfType:
 		parts := splitEscaped(raw, '|')
@@ -122,7 +119,7 @@ func (p *parser) subsumption(mod Modifier, v *Value) error {
 }
 
 // termErr is a terminology error about the current parameter, of the same
-// kind (an unknown value set is invalid, one that needs an outside
+// kind (an unknown code is invalid, a code system that needs an outside
 // terminology not-supported; neither is ignored in lenient mode, which
 // would widen the search).
 func (p *parser) termErr(err error) error {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"math"
 	"math/big"
 	"strconv"
@@ -40,10 +41,17 @@ type compiler struct {
 	// anchored: where started from a reference to given resources (see
 	// probe), so the matches are few whatever the table holds.
 	anchored bool
+	// The value sets of :in and :not-in are looked up in the tenant as the
+	// statement is compiled (valuesets.go): ctx, s and tenantID are for
+	// that, expanded holds the expansions done so far.
+	ctx      context.Context
+	s        *Store
+	tenantID string
+	expanded map[string][]terminology.CodeSet
 }
 
-func (s *Store) newCompiler(tenant string, access Access) *compiler {
-	c := &compiler{d: s.Driver, access: access, now: s.now(), fullText: s.FullText}
+func (s *Store) newCompiler(ctx context.Context, tenant string, access Access) *compiler {
+	c := &compiler{d: s.Driver, access: access, now: s.now(), fullText: s.FullText, ctx: ctx, s: s, tenantID: tenant}
 	c.tenant = c.bind(tenant)
 	return c
 }
@@ -424,7 +432,13 @@ func (c *compiler) tokenValue(x string, mod search.Modifier, v *search.Value) (s
 			ts, tc, code = parts[0], parts[1], parts[2]
 		}
 		return "(" + x + ".type_system = " + c.bind(ts) + " AND " + x + ".type_code = " + c.bind(tc) + " AND " + x + ".code = " + c.bind(code) + ")", nil
-	case search.ModIn, search.ModNotIn, search.ModAbove, search.ModBelow:
+	case search.ModIn, search.ModNotIn:
+		sets, err := c.valueSetCodes(v)
+		if err != nil {
+			return "", err
+		}
+		return c.codeSets(x, sets), nil
+	case search.ModAbove, search.ModBelow:
 		if v.Expansion == nil {
 			return "", invalid("modifier :%s: %q was not expanded (search.Parse expands it)", mod, v.Raw)
 		}
@@ -447,7 +461,8 @@ func (c *compiler) anyOf(expr string, vals []string) string {
 }
 
 // codeSets matches an index row whose system and code are in one of the
-// sets (an expansion of :in, :not-in, :below or :above), or that has no
+// sets (an expansion of :in, :not-in, :below or :above, at most
+// terminology.MaxCodes codes for a value set), or that has no
 // system and whose code is in one of them: a code element's system is
 // implicit in its binding, and the index leaves it empty. Each set becomes
 // "code IN (...) AND system IN (empty, system)", which the token index

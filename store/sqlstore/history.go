@@ -32,7 +32,7 @@ func (s *Store) history(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	}
 	// The compiler renders the access filter; its bind values are the
 	// statement's.
-	c := s.newCompiler(q.Tenant, AllowAll())
+	c := s.newCompiler(ctx, q.Tenant, AllowAll())
 	where := []string{"h.tenant = " + c.tenant}
 	if q.Type != "" {
 		where = append(where, "h.type = "+c.bind(q.Type))

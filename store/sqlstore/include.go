@@ -81,7 +81,7 @@ func (s *Store) include(ctx context.Context, tenant string, access Access, inc s
 	if inc.Source != "" && !fhir.IsResourceType(inc.Source) {
 		return nil, invalid("%q is not a resource type (in _include or _revinclude)", inc.Source)
 	}
-	c := s.newCompiler(tenant, access)
+	c := s.newCompiler(ctx, tenant, access)
 	// from, grouped by type: (x.type = $t AND x.id IN (...)) OR ...
 	byType := map[string][]string{}
 	for _, k := range from {

@@ -66,7 +66,7 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 			return nil, invalid("%q is not a resource type", t)
 		}
 	}
-	c := s.newCompiler(tenant, access)
+	c := s.newCompiler(ctx, tenant, access)
 	where, err := c.where("r", q)
 	if err != nil {
 		return nil, err

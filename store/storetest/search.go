@@ -49,10 +49,12 @@ func runSearch(t *testing.T, s store.Store) {
 	}
 	loadEdge(t, s)
 	loadTerminology(t, s)
+	loadValueSets(t, s)
 
 	t.Run("Synthea", func(t *testing.T) { testSyntheaSearch(t, se, corpus) })
 	t.Run("Edge", func(t *testing.T) { testEdgeSearch(t, se) })
 	t.Run("Terminology", func(t *testing.T) { testTerminologySearch(t, se, corpus) })
+	t.Run("StoredValueSets", func(t *testing.T) { testStoredValueSets(t, s, se) })
 	t.Run("Sort", func(t *testing.T) { testSort(t, se, corpus) })
 	t.Run("Includes", func(t *testing.T) { testIncludes(t, se, corpus) })
 	t.Run("Totals", func(t *testing.T) { testTotals(t, se, corpus) })
