@@ -1,7 +1,9 @@
 // Package terminology answers what the token search modifiers :in, :not-in,
 // :below and :above ask of terminology, from the code systems and value
 // sets of the FHIR R4 specification: the expansion of a value set, and the
-// descendants or ancestors of a code in a hierarchical code system. It has
+// descendants or ancestors of a code in a hierarchical code system. Expand
+// (expand.go) also expands the ValueSets a server stores, with the
+// CodeSystems it stores, from their JSON, which a Source hands it. It has
 // no outside terminology (SNOMED CT, LOINC, RxNorm...): a value set that
 // needs one is reported as such, never answered with a partial expansion.
 //

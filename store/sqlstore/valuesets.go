@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/fhirserver/fhirserver/fhir"
@@ -89,13 +90,14 @@ func (st storedTerminology) CodeSystem(ctx context.Context, url, version string)
 // search parameter), or nil when there is none. With a version, only
 // resources of that version count. Of several, the one with the highest
 // version wins (compareVersions: numbers compared as numbers, 1.10 after
-// 1.9; a resource without a version comes before any with one), then the
+// 1.9, and after text; a resource without a version comes before any with
+// one), then the
 // one updated last, then the greatest id, so that the choice is the same
 // on every call.
 func (s *Store) canonicalResource(ctx context.Context, tenant, typ, url, version string) ([]byte, error) {
-	const stmt = `SELECT r.id, r.last_updated, r.body FROM resources r WHERE r.tenant = $1 AND r.type = $2 AND NOT r.deleted` +
+	stmt := `SELECT r.id, r.last_updated, r.body FROM resources r WHERE r.tenant = $1 AND r.type = $2 AND NOT r.deleted` +
 		` AND r.id IN (SELECT x.id FROM idx_uri x WHERE x.tenant = $1 AND x.type = $2 AND x.param = 'url' AND x.value = $3)` +
-		` LIMIT 101`
+		` LIMIT ` + strconv.Itoa(maxCanonicalMatches+1)
 	var best *candidate
 	n := 0
 	err := s.query(ctx, stmt, args{tenant, typ, url}, func(rows Rows) error {
