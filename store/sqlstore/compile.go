@@ -107,6 +107,10 @@ type cond struct {
 
 type idSet struct {
 	typeCol, idCol, sel string
+	// patientCol, when set, is the patient column of the index rows the
+	// set selects (token and date rows, see patientsOf): the set can be
+	// narrowed to one patient's rows.
+	patientCol string
 }
 
 func plain(sql string) cond { return cond{sql: sql} }
@@ -251,7 +255,11 @@ func (c *compiler) clauseCond(sc scope, cl *search.Clause) (cond, error) {
 		// Resources without a matching row, those without any value too.
 		return plain("NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, r) + " AND " + x + ".param = " + c.bind(cl.Code) + " AND " + orJoin(ors) + ")"), nil
 	}
-	return set(x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors)), nil
+	cd := set(x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors))
+	if t == tToken || t == tDate {
+		cd.set.patientCol = x + ".patient"
+	}
+	return cd, nil
 }
 
 func orJoin(conds []string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,9 +72,9 @@ type tableDef struct {
 // indexTables lists the index tables; it is never modified.
 var indexTables = [nTables]tableDef{
 	tString:      {"idx_string", cols("param", "grp:int", "value", "norm")},
-	tToken:       {"idx_token", cols("param", "grp:int", "system", "code", "text_norm", "type_system", "type_code")},
+	tToken:       {"idx_token", cols("param", "grp:int", "system", "code", "text_norm", "type_system", "type_code", "patient")},
 	tReference:   {"idx_reference", cols("param", "grp:int", "target_type", "target_id", "version", "url", "ident_system", "ident_value")},
-	tDate:        {"idx_date", cols("param", "grp:int", "low:int", "high:int")},
+	tDate:        {"idx_date", cols("param", "grp:int", "low:int", "high:int", "patient")},
 	tNumber:      {"idx_number", cols("param", "grp:int", "value:num", "low:num", "high:num")},
 	tQuantity:    {"idx_quantity", cols("param", "grp:int", "value:num", "low:num", "high:num", "system", "code", "unit")},
 	tURI:         {"idx_uri", cols("param", "grp:int", "value")},
@@ -165,6 +166,26 @@ func dateHigh(t time.Time) int64 {
 // resources table answers it (_id, _lastUpdated).
 func skipParam(code string) bool { return code == "_id" || code == "_lastUpdated" }
 
+// patientParam is the search parameter whose targets fill the patient
+// column of token and date rows (see migrations/*/00007_patient_index.sql).
+const patientParam = "patient"
+
+// patientsOf returns the ids of the patients the patient parameter refers
+// to (local references), without repeats: the token and date rows of the
+// resource are written once for each, or once with "" when there is none.
+func patientsOf(e *index.Entries) []string {
+	var out []string
+	for _, r := range e.References {
+		if r.Code == patientParam && r.URL == "" && r.TargetType == "Patient" && r.TargetID != "" && !slices.Contains(out, r.TargetID) {
+			out = append(out, r.TargetID)
+		}
+	}
+	if len(out) == 0 {
+		return []string{""}
+	}
+	return out
+}
+
 // addEntries adds the rows of one resource.
 func (b *indexBatch) addEntries(typ, id string, e *index.Entries) {
 	for _, s := range e.Strings {
@@ -172,18 +193,21 @@ func (b *indexBatch) addEntries(typ, id string, e *index.Entries) {
 			b.addString(typ, id, s.Code, 0, &s)
 		}
 	}
-	for _, t := range e.Tokens {
-		if !skipParam(t.Code) {
-			b.addToken(typ, id, t.Code, 0, &t)
+	patients := patientsOf(e)
+	for _, p := range patients {
+		for _, t := range e.Tokens {
+			if !skipParam(t.Code) {
+				b.addToken(typ, id, t.Code, 0, &t, p)
+			}
+		}
+		for _, d := range e.Dates {
+			if !skipParam(d.Code) {
+				b.addDate(typ, id, d.Code, 0, &d, p)
+			}
 		}
 	}
 	for _, r := range e.References {
 		b.addReference(typ, id, r.Code, 0, &r)
-	}
-	for _, d := range e.Dates {
-		if !skipParam(d.Code) {
-			b.addDate(typ, id, d.Code, 0, &d)
-		}
 	}
 	for _, n := range e.Numbers {
 		b.addNumber(typ, id, n.Code, 0, &n)
@@ -202,11 +226,11 @@ func (b *indexBatch) addEntries(typ, id string, e *index.Entries) {
 			case p.String != nil:
 				b.addString(typ, id, code, grp, p.String)
 			case p.Token != nil:
-				b.addToken(typ, id, code, grp, p.Token)
+				b.addToken(typ, id, code, grp, p.Token, "")
 			case p.Reference != nil:
 				b.addReference(typ, id, code, grp, p.Reference)
 			case p.Date != nil:
-				b.addDate(typ, id, code, grp, p.Date)
+				b.addDate(typ, id, code, grp, p.Date, "")
 			case p.Number != nil:
 				b.addNumber(typ, id, code, grp, p.Number)
 			case p.Quantity != nil:
@@ -239,16 +263,16 @@ func (b *indexBatch) addString(typ, id, code string, grp int64, s *index.String)
 	b.add(tString, typ, id, code, grp, s.Value, s.Norm)
 }
 
-func (b *indexBatch) addToken(typ, id, code string, grp int64, t *index.Token) {
-	b.add(tToken, typ, id, code, grp, t.System, t.Value, t.TextNorm, t.TypeSystem, t.TypeCode)
+func (b *indexBatch) addToken(typ, id, code string, grp int64, t *index.Token, patient string) {
+	b.add(tToken, typ, id, code, grp, t.System, t.Value, t.TextNorm, t.TypeSystem, t.TypeCode, patient)
 }
 
 func (b *indexBatch) addReference(typ, id, code string, grp int64, r *index.Reference) {
 	b.add(tReference, typ, id, code, grp, r.TargetType, r.TargetID, r.Version, r.URL, r.IdentifierSystem, r.IdentifierValue)
 }
 
-func (b *indexBatch) addDate(typ, id, code string, grp int64, d *index.Date) {
-	b.add(tDate, typ, id, code, grp, dateLow(d.Low), dateHigh(d.High))
+func (b *indexBatch) addDate(typ, id, code string, grp int64, d *index.Date, patient string) {
+	b.add(tDate, typ, id, code, grp, dateLow(d.Low), dateHigh(d.High), patient)
 }
 
 func (b *indexBatch) addNumber(typ, id, code string, grp int64, n *index.Number) {

@@ -62,6 +62,7 @@ func runSearch(t *testing.T, s store.Store) {
 	t.Run("IndexFollowsWrites", func(t *testing.T) { testIndexFollowsWrites(t, s, se) })
 	t.Run("Errors", func(t *testing.T) { testSearchErrors(t, se) })
 	t.Run("Near", func(t *testing.T) { testNear(t, s, se) })
+	t.Run("PatientRoute", func(t *testing.T) { testPatientRoute(t, s, se) })
 }
 
 // query parses a search the way the server does.

@@ -1,0 +1,91 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fhirserver/fhirserver/store"
+)
+
+// testPatientRoute checks the searches by one patient that start from the
+// patient column of token and date rows (sqlstore's patient route) against
+// the same searches by several patients, which do not, and against hand
+// computed sets: resources that refer to several patients, to a Group, and
+// after updates, imports and deletes.
+func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
+	ctx := context.Background()
+	const tenant = "patients"
+	appointment := func(id, status, start string, actors ...string) []byte {
+		parts := ""
+		for i, a := range actors {
+			if i > 0 {
+				parts += ","
+			}
+			parts += `{"actor":{"reference":"` + a + `"},"status":"accepted"}`
+		}
+		return []byte(`{"resourceType":"Appointment","id":"` + id + `","status":"` + status + `","start":"` + start + `","end":"` + start + `","participant":[` + parts + `]}`)
+	}
+	observation := func(id, subject, code, when string) []byte {
+		return []byte(`{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"` + code + `"}]},"subject":{"reference":"` + subject + `"},"effectiveDateTime":"` + when + `"}`)
+	}
+	put := func(typ, id string, body []byte) {
+		t.Helper()
+		if _, _, err := s.Update(ctx, store.Write{Tenant: tenant, Type: typ, ID: id, Body: body}); err != nil {
+			t.Fatalf("storing %s/%s: %v", typ, id, err)
+		}
+	}
+	put("Appointment", "a1", appointment("a1", "booked", "2020-05-01T10:00:00Z", "Patient/pa", "Patient/pb", "Practitioner/dr"))
+	put("Appointment", "a2", appointment("a2", "cancelled", "2021-01-01T10:00:00Z", "Patient/pa"))
+	put("Appointment", "a3", appointment("a3", "booked", "2020-06-01T10:00:00Z", "Practitioner/dr"))
+	put("Observation", "o1", observation("o1", "Patient/pa", "1-1", "2019-01-01"))
+	put("Observation", "o2", observation("o2", "Group/pa", "1-1", "2019-01-01"))
+	put("Observation", "o3", observation("o3", "Patient/pb", "1-1", "2019-02-01"))
+	put("Observation", "o4", observation("o4", "Patient/pa", "2-2", "2018-01-01"))
+
+	A := func(ids ...string) []string { return keys("Appointment", ids...) }
+	O := func(ids ...string) []string { return keys("Observation", ids...) }
+	runCases(t, se, tenant, []searchCase{
+		{name: "second of several patients and token", types: "Appointment", query: "patient=pb&status=booked", want: A("a1")},
+		{name: "first of several patients and token", types: "Appointment", query: "patient=pa&status=booked,cancelled", want: A("a1", "a2")},
+		{name: "typed and date", types: "Appointment", query: "patient=Patient/pb&date=ge2020-01-01", want: A("a1")},
+		{name: "date sorted", types: "Appointment", query: "patient=pa&date=ge2020-01-01&_sort=-date", want: A("a2", "a1"), order: true},
+		{name: "date and token", types: "Appointment", query: "patient=pa&date=lt2021-01-01&status=booked", want: A("a1")},
+		{name: "no patient", types: "Appointment", query: "patient=dr&status=booked", want: nil},
+		{name: "observation", types: "Observation", query: "patient=pa&code=1-1", want: O("o1")},
+		{name: "group subject is no patient", types: "Observation", query: "patient=pa&code=http://loinc.org|1-1", want: O("o1")},
+		{name: "group by subject", types: "Observation", query: "subject=Group/pa&code=1-1", want: O("o2")},
+		{name: "type modifier", types: "Observation", query: "patient:Patient=pb&code=1-1", want: O("o3")},
+		{name: "token :not is not narrowed", types: "Observation", query: "patient=pa&code:not=1-1", want: O("o4")},
+		{name: "two patients", types: "Observation", query: "patient=pa,pb&code=1-1", want: O("o1", "o3")},
+		{name: "two clauses narrowed once", types: "Observation", query: "patient=pa&code=1-1,2-2&date=lt2019-01-01", want: O("o4")},
+		{name: "several types", types: "Observation,Appointment", query: "patient=pa&date=ge2019-01-01", want: append(O("o1"), A("a1", "a2")...)},
+	})
+
+	find := func(q string) []string { return searchAll(t, se, tenant, query(t, []string{"Appointment"}, nil, q)) }
+	// An update that drops a patient drops its rows.
+	put("Appointment", "a1", appointment("a1", "booked", "2020-05-01T10:00:00Z", "Patient/pa"))
+	if got := find("patient=pb&status=booked"); len(got) != 0 {
+		t.Fatalf("after the update, patient pb still finds %v", got)
+	}
+	if got := find("patient=pa&status=booked"); !sameSet(got, A("a1")) {
+		t.Fatalf("after the update, patient pa finds %v", got)
+	}
+	// An import writes the rows of every patient.
+	if _, err := s.Import(ctx, tenant, []store.Write{{Type: "Appointment", ID: "a1", Body: appointment("a1", "booked", "2020-05-01T10:00:00Z", "Patient/pb", "Patient/pc")}}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	for _, p := range []string{"pb", "pc"} {
+		if got := find("patient=" + p + "&date=2020-05-01"); !sameSet(got, A("a1")) {
+			t.Fatalf("after the import, patient %s finds %v", p, got)
+		}
+	}
+	if got := find("patient=pa&status=booked"); len(got) != 0 {
+		t.Fatalf("after the import, patient pa still finds %v", got)
+	}
+	if _, err := s.Delete(ctx, store.Delete{Tenant: tenant, Type: "Appointment", ID: "a1"}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if got := find("patient=pc&status=booked"); len(got) != 0 {
+		t.Fatalf("after the delete, patient pc finds %v", got)
+	}
+}
