@@ -48,6 +48,10 @@ type compiler struct {
 	s        *Store
 	tenantID string
 	expanded map[string][]terminology.CodeSet
+	// join and key0, when set, are a join of resources alias r to one
+	// patient's date rows grouped by resource, and the first sort key
+	// taken from it (see groupedSort).
+	join, key0 string
 }
 
 func (s *Store) newCompiler(ctx context.Context, tenant string, access Access) *compiler {
@@ -111,6 +115,9 @@ type idSet struct {
 	// set selects (token and date rows, see patientsOf): the set can be
 	// narrowed to one patient's rows.
 	patientCol string
+	// For token and date sets: the set's rows without the value condition
+	// (of any value of the parameter), and that condition, on alias.
+	rows, valueCond, alias string
 }
 
 func plain(sql string) cond { return cond{sql: sql} }
@@ -255,9 +262,11 @@ func (c *compiler) clauseCond(sc scope, cl *search.Clause) (cond, error) {
 		// Resources without a matching row, those without any value too.
 		return plain("NOT EXISTS (SELECT 1 FROM " + indexTables[t].name + " " + x + " WHERE " + owns(x, r) + " AND " + x + ".param = " + c.bind(cl.Code) + " AND " + orJoin(ors) + ")"), nil
 	}
-	cd := set(x+".type", x+".id", "FROM "+indexTables[t].name+" "+x+" WHERE "+x+".tenant = "+c.tenant+" AND "+x+".param = "+c.bind(cl.Code)+" AND "+orJoin(ors))
+	rows := "FROM " + indexTables[t].name + " " + x + " WHERE " + x + ".tenant = " + c.tenant + " AND " + x + ".param = " + c.bind(cl.Code)
+	cd := set(x+".type", x+".id", rows+" AND "+orJoin(ors))
 	if t == tToken || t == tDate {
 		cd.set.patientCol = x + ".patient"
+		cd.set.rows, cd.set.valueCond, cd.set.alias = rows, orJoin(ors), x
 	}
 	return cd, nil
 }

