@@ -49,7 +49,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{Store: sqlstore.New(&driver{pool: pool}), pool: pool}, nil
+	st := sqlstore.New(&driver{pool: pool})
+	// reltuples is -1 before the first ANALYZE (a new database).
+	var rows float64
+	if err := pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'resources'::regclass`).Scan(&rows); err == nil && rows > 0 {
+		st.AnalyzedRows(int64(rows))
+	}
+	return &Store{Store: st, pool: pool}, nil
 }
 
 // Migrate applies pending migrations to the database at url.
