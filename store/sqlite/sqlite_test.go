@@ -2,9 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
+	"github.com/pressly/goose/v3"
+
+	"github.com/fhirserver/fhirserver/migrations"
 	"github.com/fhirserver/fhirserver/store"
 	"github.com/fhirserver/fhirserver/store/sqlite"
 	"github.com/fhirserver/fhirserver/store/storetest"
@@ -52,4 +56,24 @@ func TestFullText(t *testing.T) {
 		s.Store.FullText = fullText
 		return s
 	})
+}
+
+func TestPatientBackfill(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fhir.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.SQLite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.PatientBackfill(t, s, func() { s.Close() }, db, p)
 }
