@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/fhirserver/fhirserver/fhir"
+	"github.com/fhirserver/fhirserver/fhir/internal/hierarchy"
 )
 
 // Source is what Expand needs of a server's own terminology: the ValueSet
@@ -461,18 +462,7 @@ func storedCodeSystem(url string, body []byte) (*codeSystem, error) {
 			if !isA {
 				return nil, fhir.Errorf(fhir.KindNotSupported, "the hierarchy of code system %s is not is-a (hierarchyMeaning %s)", url, cs.HierarchyMeaning)
 			}
-			got := map[string]bool{code: true}
-			stack := []string{code}
-			for len(stack) > 0 {
-				n := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				for _, m := range next[n] {
-					if !got[m] {
-						got[m] = true
-						stack = append(stack, m)
-					}
-				}
-			}
+			got := hierarchy.Closure(next, code)
 			out := make([]string, 0, len(got))
 			for c := range got {
 				out = append(out, c)

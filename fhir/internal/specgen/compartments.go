@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+
+	"github.com/fhirserver/fhirserver/internal/fhirspec"
 )
 
 type compartmentDefinition struct {
@@ -43,7 +45,7 @@ func readCompartments(specDir string, m *model, params []param) ([]compartmentRo
 	seen := map[string]bool{}
 	for _, f := range files {
 		var cd compartmentDefinition
-		if err := readJSON(f, &cd); err != nil {
+		if err := fhirspec.ReadJSON(f, &cd); err != nil {
 			return nil, err
 		}
 		if cd.ResourceType != "CompartmentDefinition" {

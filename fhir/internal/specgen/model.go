@@ -1,11 +1,12 @@
 package specgen
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fhirserver/fhirserver/internal/fhirspec"
 )
 
 // model is the type information taken from the StructureDefinitions.
@@ -66,52 +67,15 @@ type elementDefinition struct {
 	} `json:"type"`
 }
 
-type bundle struct {
-	ResourceType string `json:"resourceType"`
-	Entry        []struct {
-		Resource json.RawMessage `json:"resource"`
-	} `json:"entry"`
-}
-
-// readBundle reads the entries of a Bundle whose resourceType is
-// resourceType into a slice of R.
-func readBundle[R any](path, resourceType string) ([]R, error) {
-	var b bundle
-	if err := readJSON(path, &b); err != nil {
-		return nil, err
-	}
-	if b.ResourceType != "Bundle" {
-		return nil, fmt.Errorf("%s: not a Bundle", path)
-	}
-	var out []R
-	for i, e := range b.Entry {
-		var head struct {
-			ResourceType string `json:"resourceType"`
-		}
-		if err := json.Unmarshal(e.Resource, &head); err != nil {
-			return nil, fmt.Errorf("%s: entry %d: %v", path, i, err)
-		}
-		if head.ResourceType != resourceType {
-			continue
-		}
-		var r R
-		if err := json.Unmarshal(e.Resource, &r); err != nil {
-			return nil, fmt.Errorf("%s: entry %d: %v", path, i, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
 const sdPrefix = "http://hl7.org/fhir/StructureDefinition/"
 
 func readModel(specDir string) (*model, error) {
 	m := &model{base: map[string]string{}, elements: map[string][]element{}}
-	sds, err := readBundle[structureDefinition](filepath.Join(specDir, "profiles-types.json"), "StructureDefinition")
+	sds, err := fhirspec.ReadBundle[structureDefinition](filepath.Join(specDir, "profiles-types.json"), "StructureDefinition")
 	if err != nil {
 		return nil, err
 	}
-	res, err := readBundle[structureDefinition](filepath.Join(specDir, "profiles-resources.json.gz"), "StructureDefinition")
+	res, err := fhirspec.ReadBundle[structureDefinition](filepath.Join(specDir, "profiles-resources.json.gz"), "StructureDefinition")
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +204,7 @@ func checkSchema(path string, resourceTypes []string) error {
 			Mapping map[string]string `json:"mapping"`
 		} `json:"discriminator"`
 	}
-	if err := readJSON(path, &schema); err != nil {
+	if err := fhirspec.ReadJSON(path, &schema); err != nil {
 		return err
 	}
 	got := sortedKeys(schema.Discriminator.Mapping)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fhirserver/fhirserver/fhir/fhirpath"
+	"github.com/fhirserver/fhirserver/internal/fhirspec"
 )
 
 type searchParameter struct {
@@ -46,7 +47,7 @@ type component struct {
 func isGeneric(base string) bool { return base == "Resource" || base == "DomainResource" }
 
 func readSearchParams(path string, m *model) ([]param, error) {
-	all, err := readBundle[searchParameter](path, "SearchParameter")
+	all, err := fhirspec.ReadBundle[searchParameter](path, "SearchParameter")
 	if err != nil {
 		return nil, err
 	}

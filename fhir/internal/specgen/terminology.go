@@ -9,6 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/fhirserver/fhirserver/fhir/internal/hierarchy"
+	"github.com/fhirserver/fhirserver/internal/fhirspec"
 )
 
 // TerminologyFile is the terminology table, relative to the fhir/terminology
@@ -125,7 +128,7 @@ func readTerminology(specDir string) (*terminologyTables, error) {
 			} `json:"entry"`
 		}
 		path := filepath.Join(specDir, name)
-		if err := readJSON(path, &bundle); err != nil {
+		if err := fhirspec.ReadJSON(path, &bundle); err != nil {
 			return nil, err
 		}
 		for i, e := range bundle.Entry {
@@ -234,24 +237,6 @@ func containsString(ss []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// closure returns code and every code reachable from it through next
-// (children: descendants; parents: ancestors).
-func closure(next map[string][]string, code string) map[string]bool {
-	out := map[string]bool{code: true}
-	stack := []string{code}
-	for len(stack) > 0 {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, n := range next[c] {
-			if !out[n] {
-				out[n] = true
-				stack = append(stack, n)
-			}
-		}
-	}
-	return out
 }
 
 // expand expands the value set url (memoised); stack holds the value sets
@@ -379,12 +364,12 @@ func (tm *terminologyTables) systemPart(inc tsInclude) (map[coding]bool, string)
 		var set map[string]bool
 		switch f.Op {
 		case "is-a":
-			set = closure(cs.children, f.Value)
+			set = hierarchy.Closure(cs.children, f.Value)
 		case "descendent-of":
-			set = closure(cs.children, f.Value)
+			set = hierarchy.Closure(cs.children, f.Value)
 			delete(set, f.Value)
 		case "is-not-a":
-			below := closure(cs.children, f.Value)
+			below := hierarchy.Closure(cs.children, f.Value)
 			set = map[string]bool{}
 			for code := range cs.codes {
 				if !below[code] {
@@ -392,7 +377,7 @@ func (tm *terminologyTables) systemPart(inc tsInclude) (map[coding]bool, string)
 				}
 			}
 		case "generalizes":
-			set = closure(cs.parents, f.Value)
+			set = hierarchy.Closure(cs.parents, f.Value)
 		default:
 			return nil, "its filter (" + desc + ") on " + sys + " uses an operator this server does not evaluate"
 		}

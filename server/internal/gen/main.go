@@ -13,39 +13,21 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"go/format"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/fhirserver/fhirserver/internal/fhirspec"
 )
 
 // OutFile is the generated file, relative to the server package folder.
 const OutFile = "search_elements_gen.go"
 
 func main() {
-	spec := flag.String("spec", filepath.Join("..", "..", "shared", "fhir-r4"), "folder with the FHIR R4 definition files")
-	out := flag.String("out", OutFile, "file to write")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "gen: unexpected arguments:", flag.Args())
-		os.Exit(2)
-	}
-	src, err := generate(*spec)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gen:", err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, src, 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "gen:", err)
-		os.Exit(1)
-	}
+	fhirspec.Main(filepath.Join("..", "..", "shared", "fhir-r4"), OutFile, generate)
 }
 
 type structureDefinition struct {
@@ -95,48 +77,15 @@ func generate(specDir string) ([]byte, error) {
 	return write(table)
 }
 
+// readResources returns the StructureDefinitions of the concrete resource
+// types in the Bundle file at path.
 func readResources(path string) ([]structureDefinition, error) {
-	f, err := os.Open(path)
+	sds, err := fhirspec.ReadBundle[structureDefinition](path, "StructureDefinition")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	var b struct {
-		ResourceType string `json:"resourceType"`
-		Entry        []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.NewDecoder(r).Decode(&b); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if b.ResourceType != "Bundle" {
-		return nil, fmt.Errorf("%s: not a Bundle", path)
-	}
 	var out []structureDefinition
-	for i, e := range b.Entry {
-		var head struct {
-			ResourceType string `json:"resourceType"`
-		}
-		if err := json.Unmarshal(e.Resource, &head); err != nil {
-			return nil, fmt.Errorf("%s: entry %d: %v", path, i, err)
-		}
-		if head.ResourceType != "StructureDefinition" {
-			continue
-		}
-		var sd structureDefinition
-		if err := json.Unmarshal(e.Resource, &sd); err != nil {
-			return nil, fmt.Errorf("%s: entry %d: %v", path, i, err)
-		}
+	for _, sd := range sds {
 		if sd.Kind != "resource" || sd.Abstract {
 			continue
 		}

@@ -11,38 +11,20 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fhirserver/fhirserver/internal/fhirspec"
 )
 
 // OutFile is the generated file, relative to fhir/patch.
 const OutFile = "repeating_gen.go"
 
 func main() {
-	spec := flag.String("spec", filepath.Join("..", "..", "..", "shared", "fhir-r4"), "folder with the FHIR R4 definition files")
-	out := flag.String("out", OutFile, "file to write")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "gen: unexpected arguments:", flag.Args())
-		os.Exit(2)
-	}
-	src, err := generate(*spec)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gen:", err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, src, 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "gen:", err)
-		os.Exit(1)
-	}
+	fhirspec.Main(filepath.Join("..", "..", "..", "shared", "fhir-r4"), OutFile, generate)
 }
 
 // alwaysRepeating are the element names that repeat wherever they occur;
@@ -50,10 +32,9 @@ func main() {
 var alwaysRepeating = map[string]bool{"extension": true, "modifierExtension": true, "contained": true}
 
 type structureDefinition struct {
-	ResourceType string `json:"resourceType"`
-	Kind         string `json:"kind"`
-	Derivation   string `json:"derivation"`
-	Snapshot     struct {
+	Kind       string `json:"kind"`
+	Derivation string `json:"derivation"`
+	Snapshot   struct {
 		Element []struct {
 			Path string `json:"path"`
 			Max  string `json:"max"`
@@ -65,13 +46,12 @@ type structureDefinition struct {
 func generate(spec string) ([]byte, error) {
 	paths := map[string]bool{}
 	for _, name := range []string{"profiles-resources.json.gz", "profiles-types.json"} {
-		sds, err := read(filepath.Join(spec, name))
+		sds, err := fhirspec.ReadBundle[structureDefinition](filepath.Join(spec, name), "StructureDefinition")
 		if err != nil {
 			return nil, err
 		}
 		for _, sd := range sds {
-			if sd.ResourceType != "StructureDefinition" || sd.Derivation == "constraint" ||
-				(sd.Kind != "resource" && sd.Kind != "complex-type") {
+			if sd.Derivation == "constraint" || (sd.Kind != "resource" && sd.Kind != "complex-type") {
 				continue
 			}
 			if len(sd.Snapshot.Element) == 0 {
@@ -116,40 +96,4 @@ func generate(spec string) ([]byte, error) {
 		fmt.Fprintf(&b, "\t%q%s", p+"\n", sep)
 	}
 	return b.Bytes(), nil
-}
-
-// read returns the resources of a Bundle file (gzip when named .gz).
-func read(path string) ([]structureDefinition, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		r = gz
-	}
-	var bundle struct {
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.NewDecoder(r).Decode(&bundle); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var out []structureDefinition
-	for _, e := range bundle.Entry {
-		var sd structureDefinition
-		if err := json.Unmarshal(e.Resource, &sd); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if sd.ResourceType == "StructureDefinition" {
-			out = append(out, sd)
-		}
-	}
-	return out, nil
 }
