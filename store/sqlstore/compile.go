@@ -52,6 +52,9 @@ type compiler struct {
 	// patient's date rows grouped by resource, and the first sort key
 	// taken from it (see groupedSort).
 	join, key0 string
+	// patient is X of a search by one patient (patient=X, see
+	// planPatientRoute); sortJoin joins the sort keys taken from X's rows.
+	patient, sortJoin string
 }
 
 func (s *Store) newCompiler(ctx context.Context, tenant string, access Access) *compiler {

@@ -90,6 +90,8 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 	if err != nil {
 		return nil, err
 	}
+	// The sort keys' joins (patientSortKey) serve the page, not the counts.
+	sortedFrom := "FROM resources r" + c.join + c.sortJoin + " WHERE " + where
 	// Several types: the type is a key too, before the id.
 	multiType := len(q.Types) != 1
 	var cur *cursor
@@ -106,7 +108,7 @@ func (s *Store) search(ctx context.Context, tenant string, q *search.Query, acce
 	for i, k := range keys {
 		fmt.Fprintf(&sel, ", %s AS k%d", k.expr, i)
 	}
-	sel.WriteString(" " + from)
+	sel.WriteString(" " + sortedFrom)
 	if c.anchored {
 		// The matches of an anchored search are few: fenced, they are
 		// found first and then sorted. Otherwise the planner may walk the
@@ -293,6 +295,7 @@ func (c *compiler) planPatientRoute(sc scope, q *search.Query) patientRoute {
 	if route.skip < 0 {
 		return none
 	}
+	c.patient = route.patient
 	dry := *c
 	dry.a = slices.Clone(c.a)
 	for i := range q.Clauses {
@@ -340,6 +343,28 @@ func (c *compiler) groupedSort(sc scope, q *search.Query, sets []cond, anchor in
 		" GROUP BY " + p.idCol + " HAVING max(CASE WHEN " + a.valueCond + " THEN 1 ELSE 0 END) = 1) g ON g.id = " + sc.r + ".id"
 	c.key0 = "g.k"
 	return true
+}
+
+// patientSortKey: in a search by one patient (patient=X), a date sort key
+// comes from that patient's date rows of the parameter, grouped by
+// resource and joined to the matches (a resource without a value gets
+// NULL, as from the probe), instead of a probe per match
+// (Observation?patient=X&_sort=-date reads the patient's ~400 date rows
+// once instead of looking each match's up). The rows with patient X of a
+// resource that refers to X are all its rows.
+func (c *compiler) patientSortKey(r string, q *search.Query, k search.SortKey) (string, bool) {
+	if c.patient == "" || len(q.Types) != 1 {
+		return "", false
+	}
+	g := c.alias("g")
+	agg, col := "min", ".low"
+	if k.Descending {
+		agg, col = "max", ".high"
+	}
+	c.sortJoin += " LEFT JOIN (SELECT " + g + "x.id AS id, " + agg + "(" + g + "x" + col + ") AS k FROM idx_date " + g + "x WHERE " + g + "x.tenant = " + c.tenant +
+		" AND " + g + "x.patient = " + c.bind(c.patient) + " AND " + g + "x.patient <> '' AND " + g + "x.type = " + c.bind(q.Types[0]) + " AND " + g + "x.param = " + c.bind(k.Code) +
+		" GROUP BY " + g + "x.id) " + g + " ON " + g + ".id = " + r + ".id"
+	return g + ".k", true
 }
 
 // onePatient returns X when cl is patient=X or patient=Patient/X: one
@@ -425,6 +450,10 @@ func (c *compiler) sortKeys(r string, q *search.Query) ([]sortKey, error) {
 		case fhir.SearchParamURI:
 			table, col = tURI, x+".value"
 		case fhir.SearchParamDate:
+			if expr, ok := c.patientSortKey(r, q, k); ok {
+				keys = append(keys, sortKey{expr: expr, desc: k.Descending, kind: colInt})
+				continue
+			}
 			table, kind = tDate, colInt
 			if k.Descending {
 				col = x + ".high"

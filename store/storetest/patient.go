@@ -79,6 +79,7 @@ func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
 	put("Encounter", "e1", encounter("e1", "2020-01-10", "2020-06-10"))
 	put("Encounter", "e2", encounter("e2", "2020-03-10"))
 	put("Encounter", "e3", encounter("e3", "2019-03-10", "2021-03-10"))
+	put("Encounter", "e4", []byte(`{"resourceType":"Encounter","id":"e4","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pa"}}`))
 	E := func(ids ...string) []string { return keys("Encounter", ids...) }
 	sorted := []searchCase{
 		{name: "latest end first", query: "location-period=ge2019-01-01&_sort=-location-period", want: E("e3", "e1", "e2")},
@@ -86,6 +87,12 @@ func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
 		{name: "key of a value that does not match", query: "location-period=lt2020-02-01&_sort=-location-period", want: E("e3", "e1")},
 		{name: "key of a value that does not match ascending", query: "location-period=gt2020-02-01&_sort=location-period", want: E("e3", "e1", "e2")},
 		{name: "then by id", query: "location-period=ge2020-01-01&_sort=-location-period,-_id", want: E("e3", "e1", "e2")},
+		// Sorted by a date without a clause on it: the key from the
+		// patient's date rows, a resource without a value last.
+		{name: "by date only", query: "_sort=-location-period", want: E("e3", "e1", "e2", "e4")},
+		{name: "by date only ascending", query: "_sort=location-period", want: E("e3", "e1", "e2", "e4")},
+		{name: "by a token and a date", query: "status=finished&_sort=-location-period,_id", want: E("e3", "e1", "e2", "e4")},
+		{name: "by id then date", query: "status=finished&_sort=-_id,location-period", want: E("e4", "e3", "e2", "e1")},
 	}
 	for _, tc := range sorted {
 		t.Run("sorted "+tc.name, func(t *testing.T) {
