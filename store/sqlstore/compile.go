@@ -55,6 +55,12 @@ type compiler struct {
 	// patient is X of a search by one patient (patient=X, see
 	// planPatientRoute); sortJoin joins the sort keys taken from X's rows.
 	patient, sortJoin string
+	// grouped is groupedSort's statement (id, k) of the matches.
+	grouped string
+	// matchSet, when set, selects the ids (and for groupedSort the first
+	// sort key, k) of the matches from index rows alone: search orders and
+	// pages them before it reads any resource (late).
+	matchSet string
 }
 
 func (s *Store) newCompiler(ctx context.Context, tenant string, access Access) *compiler {
