@@ -280,7 +280,210 @@ func notKnownOutcome(t *testing.T, code int, body, key string) {
 
 const jsonPatch = "application/json-patch+json"
 
-// writeCases are the cases of the write matrix.
+// writeSpec is a write case as data: the fixtures it stores, the request
+// it sends as the caller, and what it expects of three kinds of caller:
+// one that may not write Observations at all (noWrite), one for which when
+// holds (then), and any other (otherwise).
+type writeSpec struct {
+	fixtures  []fixture
+	request   func(x *writeCase) writeRequest
+	when      func(x *writeCase) bool // nil: only noWrite and otherwise
+	noWrite   writeWant
+	then      writeWant
+	otherwise writeWant
+	unchanged []string     // fixtures every caller leaves at version 1
+	counts    []writeCount // what every caller leaves
+}
+
+// fixture is an Observation fixture of a writeSpec, stored with fix.
+type fixture struct {
+	n     string // the fixture's name in the case
+	p     string // its patient: "A" or "B"
+	lab   bool
+	ident string // the case's identifier it carries
+}
+
+// writeRequest is the request of a writeSpec.
+type writeRequest struct {
+	method, path, body string
+	header             []string
+}
+
+// writeWant is what a writeSpec expects of one kind of caller. The answer
+// is one of status, scopes or notKnown; the rest are checked after it.
+type writeWant struct {
+	status    int          // the response status
+	scopes    bool         // a 403 that blames the token's scopes (forbiddenOutcome)
+	notKnown  string       // the 404 of a missing Observation: this fixture's (notKnownOutcome)
+	match     string       // the fixture the response body is
+	fresh     bool         // the response body is a new resource, not a fixture
+	unchanged []string     // fixtures at version 1
+	updated   []string     // fixtures at version 2
+	deleted   []string     // fixtures deleted
+	counts    []writeCount // resources with a case identifier
+	check     func(x *writeCase, body string)
+}
+
+// writeCount is how many current resources of typ carry the case's
+// identifier ident.
+type writeCount struct {
+	typ, ident string
+	n          int
+}
+
+// seesB and writesToB are the usual when of a writeSpec: the caller may
+// see, or write, B's lab Observations.
+func seesB(x *writeCase) bool     { return x.c.sees(x.a, x.b, true) }
+func writesToB(x *writeCase) bool { return x.c.writesTo(x.a, x.b, true) }
+
+// run runs the spec as one case of the matrix.
+func (w writeSpec) run(x *writeCase) {
+	x.t.Helper()
+	for _, f := range w.fixtures {
+		p := x.a
+		if f.p == "B" {
+			p = x.b
+		}
+		x.fix(f.n, p, f.lab, f.ident)
+	}
+	r := w.request(x)
+	code, body := x.as(r.method, r.path, r.body, r.header...)
+	want := w.otherwise
+	switch {
+	case !x.c.mayWrite():
+		want = w.noWrite
+	case w.when != nil && w.when(x):
+		want = w.then
+	}
+	switch {
+	case want.scopes:
+		forbiddenOutcome(x.t, code, body)
+	case want.notKnown != "":
+		notKnownOutcome(x.t, code, body, "Observation/"+x.id(want.notKnown))
+	default:
+		x.want(code, want.status, body)
+	}
+	if want.match != "" {
+		if got := bodyID(x.t, body); got != x.id(want.match) {
+			x.t.Fatalf("the answer is %s, want %s", got, x.id(want.match))
+		}
+	}
+	if want.fresh {
+		got := bodyID(x.t, body)
+		for _, f := range w.fixtures {
+			if got == x.id(f.n) {
+				x.t.Fatalf("the answer is fixture %s, want a new resource", got)
+			}
+		}
+	}
+	x.versions(1, want.unchanged...)
+	x.versions(2, want.updated...)
+	x.versions(0, want.deleted...)
+	x.counts(want.counts...)
+	if want.check != nil {
+		want.check(x, body)
+	}
+	x.versions(1, w.unchanged...)
+	x.counts(w.counts...)
+}
+
+// versions fails unless the fixtures named ns are at version v (0:
+// deleted).
+func (x *writeCase) versions(v int, ns ...string) {
+	x.t.Helper()
+	for _, n := range ns {
+		if got := x.version(x.id(n)); got != v {
+			x.t.Fatalf("%s is at version %d (0: deleted), want %d", x.id(n), got, v)
+		}
+	}
+}
+
+// counts fails unless each count holds.
+func (x *writeCase) counts(cs ...writeCount) {
+	x.t.Helper()
+	for _, c := range cs {
+		if got := x.count(c.typ, c.ident); got != c.n {
+			x.t.Fatalf("%d %s resources with identifier %s, want %d", got, c.typ, x.ident(c.ident), c.n)
+		}
+	}
+}
+
+// The requests of the writeSpecs. The conditional ones search the case's
+// identifier "x" unless named otherwise; a transaction starts with the
+// create of an Observation of A with the case's identifier "t".
+
+// createIfNoneExist creates an Observation of A with identifier "x" if
+// none exists.
+func createIfNoneExist(x *writeCase) writeRequest {
+	return writeRequest{method: "POST", path: "/fhir/Observation",
+		body:   obsFixture("", x.a, true, x.ident("x"), "final", ""),
+		header: []string{"If-None-Exist", x.criteria("x")}}
+}
+
+// updateX updates what matches identifier match with an amended
+// Observation of patient p ("A" or "B") carrying the id of fixture id (none
+// when "").
+func updateX(match, id, p string) func(x *writeCase) writeRequest {
+	return func(x *writeCase) writeRequest {
+		patient, rid := x.a, ""
+		if p == "B" {
+			patient = x.b
+		}
+		if id != "" {
+			rid = x.id(id)
+		}
+		return writeRequest{method: "PUT", path: "/fhir/Observation?" + x.criteria(match),
+			body: obsFixture(rid, patient, true, x.ident("x"), "amended", "")}
+	}
+}
+
+// patchX patches what matches with the JSON Patch patch(x).
+func patchX(patch func(x *writeCase) string) func(x *writeCase) writeRequest {
+	return func(x *writeCase) writeRequest {
+		return writeRequest{method: "PATCH", path: "/fhir/Observation?" + x.criteria("x"), body: patch(x),
+			header: []string{"Content-Type", jsonPatch}}
+	}
+}
+
+// amend and toB are JSON Patches: the status to amended, the subject to B.
+func amend(*writeCase) string { return `[{"op":"replace","path":"/status","value":"amended"}]` }
+func toB(x *writeCase) string {
+	return `[{"op":"replace","path":"/subject/reference","value":"Patient/` + x.b + `"}]`
+}
+
+// deleteX deletes what matches.
+func deleteX(x *writeCase) writeRequest {
+	return writeRequest{method: "DELETE", path: "/fhir/Observation?" + x.criteria("x")}
+}
+
+// transactionT is a transaction of the create and the entry entry(x).
+func transactionT(entry func(x *writeCase) string) func(x *writeCase) writeRequest {
+	return func(x *writeCase) writeRequest {
+		return writeRequest{method: "POST", path: "/fhir", body: txBundle(
+			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final", ""), ""),
+			entry(x))}
+	}
+}
+
+// hasMember is a transaction of the create alone, its Observation a
+// member of the Observations with identifier ident (a conditional
+// reference).
+func hasMember(ident string) func(x *writeCase) writeRequest {
+	return func(x *writeCase) writeRequest {
+		return writeRequest{method: "POST", path: "/fhir", body: txBundle(
+			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final",
+				`"hasMember":[{"reference":"Observation?`+x.criteria(ident)+`"}]`), ""))}
+	}
+}
+
+// created is the count of the Observations a transaction created (those
+// with identifier "t").
+func created(n int) []writeCount { return []writeCount{{"Observation", "t", n}} }
+
+// writeCases are the cases of the write matrix: a writeSpec where one
+// request and its answer per kind of caller say it all, code where the case
+// checks more (Bundles of searches, per-entry statuses, two answers
+// compared).
 var writeCases = []struct {
 	name string
 	run  func(x *writeCase)
@@ -403,327 +606,179 @@ var writeCases = []struct {
 	}},
 	// Conditional create: the criteria match among what the caller may
 	// search; a hidden match is not there for it.
-	{"conditional create, only B's matches", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "x")
-		code, body := x.as("POST", "/fhir/Observation", obsFixture("", x.a, true, x.ident("x"), "final", ""), "If-None-Exist", x.criteria("x"))
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-			if bodyID(x.t, body) != bID {
-				x.t.Fatalf("matched %s, want %s", bodyID(x.t, body), bID)
-			}
-		default:
-			x.want(code, http.StatusCreated, body) // as if B's did not exist
-			if n := x.count("Observation", "x"); n != 2 {
-				x.t.Fatalf("%d resources with the identifier, want 2", n)
-			}
-		}
-		x.unchanged(bID)
-	}},
-	{"conditional create, A's and B's match", func(x *writeCase) {
-		aID, bID := x.fix("a1", x.a, true, "x"), x.fix("b1", x.b, true, "x")
-		code, body := x.as("POST", "/fhir/Observation", obsFixture("", x.a, true, x.ident("x"), "final", ""), "If-None-Exist", x.criteria("x"))
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusPreconditionFailed, body)
-		default:
-			x.want(code, http.StatusOK, body) // one match: B's is not counted
-			if bodyID(x.t, body) != aID {
-				x.t.Fatalf("matched %s, want %s", bodyID(x.t, body), aID)
-			}
-		}
-		x.unchanged(aID, bID)
-		if n := x.count("Observation", "x"); n != 2 {
-			x.t.Fatalf("%d resources with the identifier, want 2", n)
-		}
-	}},
+	{"conditional create, only B's matches", writeSpec{
+		fixtures:  []fixture{{"b1", "B", true, "x"}},
+		request:   createIfNoneExist,
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden},
+		then:      writeWant{status: http.StatusOK, match: "b1"},
+		otherwise: writeWant{status: http.StatusCreated, counts: []writeCount{{"Observation", "x", 2}}}, // as if B's did not exist
+		unchanged: []string{"b1"},
+	}.run},
+	{"conditional create, A's and B's match", writeSpec{
+		fixtures:  []fixture{{"a1", "A", true, "x"}, {"b1", "B", true, "x"}},
+		request:   createIfNoneExist,
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden},
+		then:      writeWant{status: http.StatusPreconditionFailed},
+		otherwise: writeWant{status: http.StatusOK, match: "a1"}, // one match: B's is not counted
+		unchanged: []string{"a1", "b1"},
+		counts:    []writeCount{{"Observation", "x", 2}},
+	}.run},
 	// Conditional update: matches only what the caller may see; the
 	// target is checked before and after like a plain update.
-	{"conditional update, only B's matches", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "x")
-		code, body := x.as("PUT", "/fhir/Observation?"+x.criteria("x"), obsFixture("", x.a, true, x.ident("x"), "amended", ""))
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(bID)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-			if bodyID(x.t, body) != bID || x.version(bID) != 2 {
-				x.t.Fatalf("updated %s, want %s at version 2", bodyID(x.t, body), bID)
-			}
-		default:
-			x.want(code, http.StatusCreated, body) // no match: creates
-			if bodyID(x.t, body) == bID {
-				x.t.Fatalf("updated B's %s", bID)
-			}
-			x.unchanged(bID)
-		}
-	}},
-	{"conditional update, A's and B's match", func(x *writeCase) {
-		aID, bID := x.fix("a1", x.a, true, "x"), x.fix("b1", x.b, true, "x")
-		code, body := x.as("PUT", "/fhir/Observation?"+x.criteria("x"), obsFixture("", x.a, true, x.ident("x"), "amended", ""))
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(aID)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusPreconditionFailed, body)
-			x.unchanged(aID)
-		default:
-			x.want(code, http.StatusOK, body)
-			if bodyID(x.t, body) != aID || x.version(aID) != 2 {
-				x.t.Fatalf("updated %s, want %s at version 2", bodyID(x.t, body), aID)
-			}
-		}
-		x.unchanged(bID)
-	}},
-	{"conditional update moving A's to B", func(x *writeCase) {
-		aID := x.fix("a1", x.a, true, "x")
-		code, body := x.as("PUT", "/fhir/Observation?"+x.criteria("x"), obsFixture("", x.b, true, x.ident("x"), "amended", ""))
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(aID)
-		case c.writesTo(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-		default:
-			forbiddenOutcome(x.t, code, body)
-			x.unchanged(aID)
-		}
-	}},
-	{"conditional update naming B's id, no match", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "y")
-		code, body := x.as("PUT", "/fhir/Observation?"+x.criteria("none"), obsFixture(bID, x.a, true, x.ident("x"), "amended", ""))
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(bID)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusOK, body) // update-as-create finds it
-		default:
-			notKnownOutcome(x.t, code, body, "Observation/"+bID) // as for a plain update
-			x.unchanged(bID)
-		}
-	}},
+	{"conditional update, only B's matches", writeSpec{
+		fixtures:  []fixture{{"b1", "B", true, "x"}},
+		request:   updateX("x", "", "A"),
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"b1"}},
+		then:      writeWant{status: http.StatusOK, match: "b1", updated: []string{"b1"}},
+		otherwise: writeWant{status: http.StatusCreated, fresh: true, unchanged: []string{"b1"}}, // no match: creates
+	}.run},
+	{"conditional update, A's and B's match", writeSpec{
+		fixtures:  []fixture{{"a1", "A", true, "x"}, {"b1", "B", true, "x"}},
+		request:   updateX("x", "", "A"),
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"a1"}},
+		then:      writeWant{status: http.StatusPreconditionFailed, unchanged: []string{"a1"}},
+		otherwise: writeWant{status: http.StatusOK, match: "a1", updated: []string{"a1"}},
+		unchanged: []string{"b1"},
+	}.run},
+	{"conditional update moving A's to B", writeSpec{
+		fixtures:  []fixture{{"a1", "A", true, "x"}},
+		request:   updateX("x", "", "B"),
+		when:      writesToB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"a1"}},
+		then:      writeWant{status: http.StatusOK},
+		otherwise: writeWant{scopes: true, unchanged: []string{"a1"}},
+	}.run},
+	{"conditional update naming B's id, no match", writeSpec{
+		fixtures:  []fixture{{"b1", "B", true, "y"}},
+		request:   updateX("none", "b1", "A"),
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"b1"}},
+		then:      writeWant{status: http.StatusOK},                     // update-as-create finds it
+		otherwise: writeWant{notKnown: "b1", unchanged: []string{"b1"}}, // as for a plain update
+	}.run},
 	// Conditional patch.
-	{"conditional patch, only B's matches", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "x")
-		code, body := x.as("PATCH", "/fhir/Observation?"+x.criteria("x"), `[{"op":"replace","path":"/status","value":"amended"}]`, "Content-Type", jsonPatch)
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(bID)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-		default:
-			x.want(code, http.StatusNotFound, body) // no match, as for no resource
-			x.unchanged(bID)
-		}
-	}},
-	{"conditional patch moving A's to B", func(x *writeCase) {
-		aID := x.fix("a1", x.a, true, "x")
-		code, body := x.as("PATCH", "/fhir/Observation?"+x.criteria("x"), `[{"op":"replace","path":"/subject/reference","value":"Patient/`+x.b+`"}]`, "Content-Type", jsonPatch)
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(aID)
-		case c.writesTo(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-		default:
-			forbiddenOutcome(x.t, code, body)
-			x.unchanged(aID)
-		}
-	}},
-	{"conditional patch of A's", func(x *writeCase) {
-		aID := x.fix("a1", x.a, true, "x")
-		code, body := x.as("PATCH", "/fhir/Observation?"+x.criteria("x"), `[{"op":"replace","path":"/status","value":"amended"}]`, "Content-Type", jsonPatch)
-		if !x.c.mayWrite() {
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(aID)
-			return
-		}
-		x.want(code, http.StatusOK, body)
-		if x.version(aID) != 2 {
-			x.t.Fatalf("%s not patched", aID)
-		}
-	}},
+	{"conditional patch, only B's matches", writeSpec{
+		fixtures:  []fixture{{"b1", "B", true, "x"}},
+		request:   patchX(amend),
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"b1"}},
+		then:      writeWant{status: http.StatusOK},
+		otherwise: writeWant{status: http.StatusNotFound, unchanged: []string{"b1"}}, // no match, as for no resource
+	}.run},
+	{"conditional patch moving A's to B", writeSpec{
+		fixtures:  []fixture{{"a1", "A", true, "x"}},
+		request:   patchX(toB),
+		when:      writesToB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"a1"}},
+		then:      writeWant{status: http.StatusOK},
+		otherwise: writeWant{scopes: true, unchanged: []string{"a1"}},
+	}.run},
+	{"conditional patch of A's", writeSpec{
+		fixtures:  []fixture{{"a1", "A", true, "x"}},
+		request:   patchX(amend),
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"a1"}},
+		otherwise: writeWant{status: http.StatusOK, updated: []string{"a1"}},
+	}.run},
 	// Conditional delete.
-	{"conditional delete, only B's matches", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "x")
-		code, body := x.as("DELETE", "/fhir/Observation?"+x.criteria("x"), "")
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(bID)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusNoContent, body)
-			if x.version(bID) != 0 {
-				x.t.Fatalf("%s not deleted", bID)
-			}
-		default:
-			x.want(code, http.StatusNoContent, body) // nothing matched, nothing deleted
-			x.unchanged(bID)
-		}
-	}},
-	{"conditional delete, A's and B's match", func(x *writeCase) {
-		aID, bID := x.fix("a1", x.a, true, "x"), x.fix("b1", x.b, true, "x")
-		code, body := x.as("DELETE", "/fhir/Observation?"+x.criteria("x"), "")
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(aID)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusPreconditionFailed, body) // one per conditional delete
-			x.unchanged(aID)
-		default:
-			x.want(code, http.StatusNoContent, body) // A's only
-			if x.version(aID) != 0 {
-				x.t.Fatalf("%s not deleted", aID)
-			}
-		}
-		x.unchanged(bID)
-	}},
-	{"conditional delete of A's non-lab", func(x *writeCase) {
-		aID := x.fix("a1", x.a, false, "x")
-		code, body := x.as("DELETE", "/fhir/Observation?"+x.criteria("x"), "")
-		switch c := x.c; {
-		case !c.mayWrite():
-			x.want(code, http.StatusForbidden, body)
-			x.unchanged(aID)
-		case c.sees(x.a, x.a, false):
-			x.want(code, http.StatusNoContent, body)
-			if x.version(aID) != 0 {
-				x.t.Fatalf("%s not deleted", aID)
-			}
-		default:
-			x.want(code, http.StatusNoContent, body) // a lab-only token does not see it
-			x.unchanged(aID)
-		}
-	}},
+	{"conditional delete, only B's matches", writeSpec{
+		fixtures:  []fixture{{"b1", "B", true, "x"}},
+		request:   deleteX,
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"b1"}},
+		then:      writeWant{status: http.StatusNoContent, deleted: []string{"b1"}},
+		otherwise: writeWant{status: http.StatusNoContent, unchanged: []string{"b1"}}, // nothing matched, nothing deleted
+	}.run},
+	{"conditional delete, A's and B's match", writeSpec{
+		fixtures:  []fixture{{"a1", "A", true, "x"}, {"b1", "B", true, "x"}},
+		request:   deleteX,
+		when:      seesB,
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"a1"}},
+		then:      writeWant{status: http.StatusPreconditionFailed, unchanged: []string{"a1"}}, // one per conditional delete
+		otherwise: writeWant{status: http.StatusNoContent, deleted: []string{"a1"}},            // A's only
+		unchanged: []string{"b1"},
+	}.run},
+	{"conditional delete of A's non-lab", writeSpec{
+		fixtures:  []fixture{{"a1", "A", false, "x"}},
+		request:   deleteX,
+		when:      func(x *writeCase) bool { return x.c.sees(x.a, x.a, false) },
+		noWrite:   writeWant{status: http.StatusForbidden, unchanged: []string{"a1"}},
+		then:      writeWant{status: http.StatusNoContent, deleted: []string{"a1"}},
+		otherwise: writeWant{status: http.StatusNoContent, unchanged: []string{"a1"}}, // a lab-only token does not see it
+	}.run},
 	// Transactions: each entry decided on its own; one denied entry fails
 	// the whole, and nothing is committed.
-	{"transaction: a create and an update of B's", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "y")
-		code, body := x.as("POST", "/fhir", txBundle(
-			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final", ""), ""),
-			entryOf("", "PUT", "Observation/"+bID, obsFixture(bID, x.b, true, x.ident("y"), "amended", ""), "")))
-		switch c := x.c; {
-		case !c.mayWrite():
-			forbiddenOutcome(x.t, code, body)
-		case c.writesTo(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-			if x.version(bID) != 2 || x.count("Observation", "t") != 1 {
-				x.t.Fatalf("transaction not committed: %s", body)
-			}
-			return
-		default:
-			notKnownOutcome(x.t, code, body, "Observation/"+bID)
-		}
-		x.unchanged(bID)
-		if n := x.count("Observation", "t"); n != 0 {
-			x.t.Fatalf("the refused transaction created %d resources", n)
-		}
-	}},
-	{"transaction: a create and a type the token may not write", func(x *writeCase) {
-		code, body := x.as("POST", "/fhir", txBundle(
-			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final", ""), ""),
-			entryOf("", "POST", "Patient", `{"resourceType":"Patient","identifier":[{"system":"`+identSystem+`","value":"`+x.ident("t")+`"}]}`, "")))
-		if c := x.c; c.writes && !c.obsOnly {
-			x.want(code, http.StatusOK, body)
-			if x.count("Observation", "t") != 1 || x.count("Patient", "t") != 1 {
-				x.t.Fatalf("transaction not committed: %s", body)
-			}
-			return
-		}
-		forbiddenOutcome(x.t, code, body)
-		if x.count("Observation", "t")+x.count("Patient", "t") != 0 {
-			x.t.Fatalf("the refused transaction created resources")
-		}
-	}},
-	{"transaction: a create and a read of B's", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "y")
-		code, body := x.as("POST", "/fhir", txBundle(
-			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final", ""), ""),
-			entryOf("", "GET", "Observation/"+bID, "", "")))
-		switch c := x.c; {
-		case !c.mayWrite():
-			forbiddenOutcome(x.t, code, body)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
+	{"transaction: a create and an update of B's", writeSpec{
+		fixtures: []fixture{{"b1", "B", true, "y"}},
+		request: transactionT(func(x *writeCase) string {
+			return entryOf("", "PUT", "Observation/"+x.id("b1"), obsFixture(x.id("b1"), x.b, true, x.ident("y"), "amended", ""), "")
+		}),
+		when:      writesToB,
+		noWrite:   writeWant{scopes: true, unchanged: []string{"b1"}, counts: created(0)},
+		then:      writeWant{status: http.StatusOK, updated: []string{"b1"}, counts: created(1)},
+		otherwise: writeWant{notKnown: "b1", unchanged: []string{"b1"}, counts: created(0)},
+	}.run},
+	{"transaction: a create and a type the token may not write", writeSpec{
+		request: transactionT(func(x *writeCase) string {
+			return entryOf("", "POST", "Patient", `{"resourceType":"Patient","identifier":[{"system":"`+identSystem+`","value":"`+x.ident("t")+`"}]}`, "")
+		}),
+		when:      func(x *writeCase) bool { return x.c.writes && !x.c.obsOnly },
+		noWrite:   writeWant{scopes: true, counts: []writeCount{{"Observation", "t", 0}, {"Patient", "t", 0}}},
+		then:      writeWant{status: http.StatusOK, counts: []writeCount{{"Observation", "t", 1}, {"Patient", "t", 1}}},
+		otherwise: writeWant{scopes: true, counts: []writeCount{{"Observation", "t", 0}, {"Patient", "t", 0}}},
+	}.run},
+	{"transaction: a create and a read of B's", writeSpec{
+		fixtures: []fixture{{"b1", "B", true, "y"}},
+		request: transactionT(func(x *writeCase) string {
+			return entryOf("", "GET", "Observation/"+x.id("b1"), "", "")
+		}),
+		when:    seesB,
+		noWrite: writeWant{scopes: true, counts: created(0)},
+		then: writeWant{status: http.StatusOK, check: func(x *writeCase, body string) {
 			if st := responseOf(x.t, body, "transaction-response", 2).statuses(); st != "201 200" {
 				x.t.Fatalf("statuses %v", st)
 			}
-			return
-		default:
-			notKnownOutcome(x.t, code, body, "Observation/"+bID)
-		}
-		if n := x.count("Observation", "t"); n != 0 {
-			x.t.Fatalf("the refused transaction created %d resources", n)
-		}
-	}},
-	{"transaction: a conditional reference matching A's and B's", func(x *writeCase) {
-		aID, _ := x.fix("a1", x.a, true, "s"), x.fix("b1", x.b, true, "s")
-		code, body := x.as("POST", "/fhir", txBundle(
-			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final",
-				`"hasMember":[{"reference":"Observation?`+x.criteria("s")+`"}]`), "")))
-		switch c := x.c; {
-		case !c.mayWrite():
-			forbiddenOutcome(x.t, code, body)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusPreconditionFailed, body) // two matches
-		default:
-			x.want(code, http.StatusOK, body) // resolved among what it may search
+		}},
+		otherwise: writeWant{notKnown: "b1", counts: created(0)},
+	}.run},
+	{"transaction: a conditional reference matching A's and B's", writeSpec{
+		fixtures: []fixture{{"a1", "A", true, "s"}, {"b1", "B", true, "s"}},
+		request:  hasMember("s"),
+		when:     seesB,
+		noWrite:  writeWant{scopes: true},
+		then:     writeWant{status: http.StatusPreconditionFailed}, // two matches
+		otherwise: writeWant{status: http.StatusOK, check: func(x *writeCase, body string) { // resolved among what it may search
 			id := idOf(x.t, responseOf(x.t, body, "transaction-response", 1).Entry[0].Response.Location, "Observation")
-			if got := x.stored(id); !strings.Contains(got, "Observation/"+aID) {
-				x.t.Fatalf("hasMember not resolved to %s: %s", aID, got)
+			if got := x.stored(id); !strings.Contains(got, "Observation/"+x.id("a1")) {
+				x.t.Fatalf("hasMember not resolved to %s: %s", x.id("a1"), got)
 			}
-		}
-	}},
-	{"transaction: a conditional reference matching only B's", func(x *writeCase) {
-		bID := x.fix("b1", x.b, true, "y")
-		code, body := x.as("POST", "/fhir", txBundle(
-			entryOf("", "POST", "Observation", obsFixture("", x.a, true, x.ident("t"), "final",
-				`"hasMember":[{"reference":"Observation?`+x.criteria("y")+`"}]`), "")))
-		switch c := x.c; {
-		case !c.mayWrite():
-			forbiddenOutcome(x.t, code, body)
-		case c.sees(x.a, x.b, true):
-			x.want(code, http.StatusOK, body)
-			if !strings.Contains(body, "201") || x.count("Observation", "t") != 1 {
+		}},
+	}.run},
+	{"transaction: a conditional reference matching only B's", writeSpec{
+		fixtures: []fixture{{"b1", "B", true, "y"}},
+		request:  hasMember("y"),
+		when:     seesB,
+		noWrite:  writeWant{scopes: true, unchanged: []string{"b1"}, counts: created(0)},
+		then: writeWant{status: http.StatusOK, counts: created(1), check: func(x *writeCase, body string) {
+			if !strings.Contains(body, "201") {
 				x.t.Fatalf("not created: %s", body)
 			}
-			return
-		default:
-			x.want(code, http.StatusBadRequest, body) // matches no resource
-		}
-		x.unchanged(bID)
-		if n := x.count("Observation", "t"); n != 0 {
-			x.t.Fatalf("the refused transaction created %d resources", n)
-		}
-	}},
-	{"transaction: a conditional reference to the patient", func(x *writeCase) {
-		code, body := x.as("POST", "/fhir", txBundle(
-			entryOf("", "POST", "Observation", obsFixture("", "Patient?_id="+x.a, true, x.ident("t"), "final", ""), "")))
-		switch c := x.c; {
-		case !c.mayWrite():
-			forbiddenOutcome(x.t, code, body)
-		case c.obsOnly:
-			forbiddenOutcome(x.t, code, body) // may not search Patient
-		default:
-			x.want(code, http.StatusOK, body)
-			if x.count("Observation", "t") != 1 {
-				x.t.Fatalf("not created: %s", body)
-			}
-			return
-		}
-		if n := x.count("Observation", "t"); n != 0 {
-			x.t.Fatalf("the refused transaction created %d resources", n)
-		}
-	}},
+		}},
+		otherwise: writeWant{status: http.StatusBadRequest, unchanged: []string{"b1"}, counts: created(0)}, // matches no resource
+	}.run},
+	{"transaction: a conditional reference to the patient", writeSpec{
+		request: func(x *writeCase) writeRequest {
+			return writeRequest{method: "POST", path: "/fhir", body: txBundle(
+				entryOf("", "POST", "Observation", obsFixture("", "Patient?_id="+x.a, true, x.ident("t"), "final", ""), ""))}
+		},
+		when:      func(x *writeCase) bool { return x.c.obsOnly },
+		noWrite:   writeWant{scopes: true, counts: created(0)},
+		then:      writeWant{scopes: true, counts: created(0)}, // may not search Patient
+		otherwise: writeWant{status: http.StatusOK, counts: created(1)},
+	}.run},
 	{"transaction: a reference to B's is one to a missing resource", func(x *writeCase) {
 		bID := x.fix("b1", x.b, true, "y")
 		refer := func(to string) (int, string) {
