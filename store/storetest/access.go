@@ -71,6 +71,14 @@ func RunAccess(t *testing.T, opener Opener) {
 		{"refused untyped grant", store.Filter{Grants: []store.Grant{untyped}}, "Observation", "", nil, nil},
 		{"refused grant beside others", store.Filter{Grants: []store.Grant{labA, chain, untyped, vitalAny}}, "Observation", "status=final", []string{"Observation/la", "Observation/va", "Observation/vb"}, nil},
 		{"grants before allow-all", store.Filter{Grants: []store.Grant{labA, chain, {}}}, "Observation", "status=final", []string{"Observation/la", "Observation/lb", "Observation/va", "Observation/vb"}, nil},
+		// Searches by one patient decide the filter on the matches' ids
+		// before they read resources (sqlstore's late path).
+		{"by one patient, granular", store.Filter{Grants: []store.Grant{labA, vitalAny}}, "Observation", "patient=a", []string{"Observation/la", "Observation/va"}, nil},
+		{"by one patient, one of two", store.Filter{Grants: []store.Grant{vitalAny}}, "Observation", "patient=b&_sort=_id", []string{"Observation/vb"}, nil},
+		{"by one patient, sorted", store.Filter{Grants: []store.Grant{labA}}, "Observation", "patient=a&_sort=-date", []string{"Observation/la"}, nil},
+		{"by one patient, token", patientA, "Observation", "patient=a&status=final", []string{"Observation/la", "Observation/va"}, nil},
+		{"by another patient", patientA, "Observation", "patient=b", nil, nil},
+		{"by another patient, token", patientA, "Observation", "patient=b&status=final", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(raw string) *store.SearchPage {
@@ -118,6 +126,10 @@ func RunAccess(t *testing.T, opener Opener) {
 				paged = append(paged, keysOf(page.Matches)...)
 				if page.Next == "" {
 					break
+				}
+				// Hidden resources take no place on a page.
+				if len(page.Matches) != 1 {
+					t.Errorf("a page of one holds %d matches before its end", len(page.Matches))
 				}
 			}
 			sort.Strings(paged)
