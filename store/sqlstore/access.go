@@ -66,8 +66,12 @@ func (c *compiler) accessCond(r string, a Access) string {
 // inCompartment is the condition that the resources row r is in comp
 // (the compartment index written with the resource).
 func (c *compiler) inCompartment(r string, comp search.Compartment) string {
+	fence := ""
+	if c.fenceAccess {
+		fence = c.d.Fence()
+	}
 	return "EXISTS (SELECT 1 FROM idx_compartment ac WHERE ac.tenant = " + r + ".tenant AND ac.type = " + r + ".type AND ac.id = " + r + ".id AND ac.comp_type = " +
-		c.bind(comp.Type) + " AND ac.comp_id = " + c.bind(comp.ID) + ")"
+		c.bind(comp.Type) + " AND ac.comp_id = " + c.bind(comp.ID) + fence + ")"
 }
 
 // grantWhere renders the search constraint of g (granular scopes, instance

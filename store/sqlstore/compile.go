@@ -61,6 +61,8 @@ type compiler struct {
 	// sort key, k) of the matches from index rows alone: search orders and
 	// pages them before it reads any resource (late).
 	matchSet string
+	// fenceAccess: compartment tests are per-row probes (visibleIDs).
+	fenceAccess bool
 }
 
 func (s *Store) newCompiler(ctx context.Context, tenant string, access Access) *compiler {

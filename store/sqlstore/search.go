@@ -293,8 +293,14 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 	if matches != nil {
 		if late {
 			c.matchSet = "SELECT DISTINCT " + matches.idCol + " AS id " + matches.sel + " AND " + matches.typeCol + " = " + c.bind(q.Types[0])
+			cols := ""
+			if len(q.Sort) > 0 && q.Sort[0].Code != "_id" {
+				// A date of the patient's (indexKeys): the key joins the
+				// ids in one aggregate.
+				c.matchSet, c.key0, cols = c.withPatientKey(c.matchSet, q.Types[0], q.Sort[0]), "i.k", ", x.k AS k"
+			}
 			if restricted {
-				c.matchSet = c.visibleIDs(c.matchSet, q.Types[0], "")
+				c.matchSet = c.visibleIDs(c.matchSet, q.Types[0], cols)
 			}
 		} else {
 			conds = append(conds, c.render(sc, cond{set: matches}))
@@ -303,15 +309,14 @@ func (c *compiler) where(r string, q *search.Query) (string, error) {
 	return strings.Join(conds, " AND "), nil
 }
 
-// accessOnIDs reports whether the caller's access filter can be decided
-// on a resource's tenant, type and id alone (compartments, types, index
-// clauses: all but _lastUpdated, which reads the resources row).
+// accessOnIDs reports whether the caller's access filter is one of types
+// and compartments (a patient's token), which visibleIDs decides on the
+// ids with one index probe each. Granular grants (Where) keep the plain
+// path: their sets would be semi-joins of every resource they admit.
 func (c *compiler) accessOnIDs() bool {
 	for _, g := range c.access.Grants {
-		for _, cl := range g.Where {
-			if cl.Code == "_lastUpdated" {
-				return false
-			}
+		if len(g.Where) > 0 {
+			return false
 		}
 	}
 	return true
@@ -324,7 +329,14 @@ func (c *compiler) accessOnIDs() bool {
 // search by that patient this way.
 func (c *compiler) visibleIDs(ids, typ, cols string) string {
 	from := "FROM (SELECT CAST(" + c.tenant + " AS text) AS tenant, CAST(" + c.bind(typ) + " AS text) AS type, x.id AS id" + cols + " FROM (" + ids + ") x) a"
-	if cond := c.accessCond("a", c.access); cond != "" {
+	// Each compartment test a probe of its own (fenced): PostgreSQL's
+	// generic plan otherwise joins every compartment row of the patient to
+	// every match (400 × 400 rows read for Observation?patient=X&_sort=
+	// -date under X's token, measured 130 against 520 searches/s).
+	c.fenceAccess = true
+	cond := c.accessCond("a", c.access)
+	c.fenceAccess = false
+	if cond != "" {
 		from += " WHERE " + cond
 	}
 	return "SELECT a.* " + from
@@ -465,6 +477,22 @@ func (c *compiler) patientSortKey(r string, q *search.Query, k search.SortKey) (
 		" AND " + g + "x.patient = " + c.bind(c.patient) + " AND " + g + "x.patient <> '' AND " + g + "x.type = " + c.bind(q.Types[0]) + " AND " + g + "x.param = " + c.bind(k.Code) +
 		" GROUP BY " + g + "x.id) " + g + " ON " + g + ".id = " + r + ".id"
 	return g + ".k", true
+}
+
+// withPatientKey adds to ids (of matches of type typ in a search by one
+// patient) the sort key k from the patient's date rows, as patientSortKey
+// does, but as one aggregate over the ids and the date rows together
+// rather than a join: PostgreSQL's generic plan, expecting a few ids,
+// nested the join (400 × 200 rows compared per search under a patient's
+// token).
+func (c *compiler) withPatientKey(ids, typ string, k search.SortKey) string {
+	agg, col := "min", "low"
+	if k.Descending {
+		agg, col = "max", "high"
+	}
+	return "SELECT u.id AS id, " + agg + "(u.k) AS k FROM (SELECT x.id AS id, 1 AS m, CAST(NULL AS bigint) AS k FROM (" + ids + ") x" +
+		" UNION ALL SELECT gx.id, 0, gx." + col + " FROM idx_date gx WHERE gx.tenant = " + c.tenant + " AND gx.patient = " + c.bind(c.patient) +
+		" AND gx.patient <> '' AND gx.type = " + c.bind(typ) + " AND gx.param = " + c.bind(k.Code) + ") u GROUP BY u.id HAVING max(u.m) = 1"
 }
 
 // onePatient returns X when cl is patient=X or patient=Patient/X: one

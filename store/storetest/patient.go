@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/fhirserver/fhirserver/fhir/search"
 	"github.com/fhirserver/fhirserver/store"
 )
 
@@ -44,6 +45,10 @@ func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
 	put("Observation", "o3", observation("o3", "Patient/pb", "1-1", "2019-02-01"))
 	put("Observation", "o4", observation("o4", "Patient/pa", "2-2", "2018-01-01"))
 	put("Observation", "o5", observation("o5", "Patient/pa", "2-2", "2020-01-01"))
+	// pa's, performed by pb: in both patients' compartments.
+	for _, id := range []string{"o6", "o7"} {
+		put("Observation", id, []byte(`{"resourceType":"Observation","id":"`+id+`","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"3-3"}]},"subject":{"reference":"Patient/pa"},"performer":[{"reference":"Patient/pb"}],"effectiveDateTime":"2017-01-01"}`))
+	}
 
 	A := func(ids ...string) []string { return keys("Appointment", ids...) }
 	O := func(ids ...string) []string { return keys("Observation", ids...) }
@@ -58,8 +63,10 @@ func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
 		{name: "group subject is no patient", types: "Observation", query: "patient=pa&code=http://loinc.org|1-1", want: O("o1")},
 		{name: "group by subject", types: "Observation", query: "subject=Group/pa&code=1-1", want: O("o2")},
 		{name: "type modifier", types: "Observation", query: "patient:Patient=pb&code=1-1", want: O("o3")},
-		{name: "token :not is not narrowed", types: "Observation", query: "patient=pa&code:not=1-1", want: O("o4", "o5")},
+		{name: "token :not is not narrowed", types: "Observation", query: "patient=pa&code:not=1-1", want: O("o4", "o5", "o6", "o7")},
 		{name: "two patients", types: "Observation", query: "patient=pa,pb&code=1-1", want: O("o1", "o3")},
+		{name: "token sorted by date", types: "Observation", query: "patient=pa&code=2-2&_sort=-date", want: O("o5", "o4"), order: true},
+		{name: "token sorted by date, paged", types: "Observation", query: "patient=pa&code=2-2,3-3&_sort=date&_count=1", want: O("o6", "o7", "o4", "o5"), order: true},
 		{name: "two clauses narrowed once", types: "Observation", query: "patient=pa&code=1-1,2-2&date=lt2019-01-01", want: O("o4")},
 		{name: "several types", types: "Observation,Appointment", query: "patient=pa&date=ge2019-01-01", want: append(O("o1", "o5"), A("a1", "a2")...)},
 	})
@@ -117,28 +124,35 @@ func testPatientRoute(t *testing.T, s store.Store, se store.Searcher) {
 	}
 
 	// Under an access filter the matches' ids are filtered before they are
-	// paged: o1 (hidden) sorts before o4 and o5, and pages of one must
-	// still bring both.
+	// paged: pa's o1, o4 and o5 (not in pb's compartment) sort before o6
+	// and o7, and pages of one must still bring both; a granular filter
+	// likewise (o4, o5).
 	if fs, ok := s.(store.FilteredSearcher); ok {
+		compB := store.Filter{Grants: []store.Grant{{Compartment: &search.Compartment{Type: "Patient", ID: "pb"}}}}
 		code22 := store.Filter{Grants: []store.Grant{{Types: []string{"Observation"}, Where: query(t, []string{"Observation"}, nil, "code=2-2").Clauses}}}
-		for _, q := range []string{"patient=pa", "patient=pa&_sort=_id", "patient=pa&_sort=date", "patient=pa&date=ge2000-01-01&_sort=-date", "patient=pa&status=final"} {
-			var got []string
-			sq := query(t, []string{"Observation"}, nil, q+"&_count=1")
-			for i := 0; i < 5; i++ {
-				page, err := fs.SearchAccess(ctx, tenant, sq, code22)
-				if err != nil {
-					t.Fatalf("%s: %v", q, err)
+		for _, tc := range []struct {
+			f    store.Filter
+			want []string
+		}{{compB, O("o6", "o7")}, {code22, O("o4", "o5")}} {
+			for _, q := range []string{"patient=pa", "patient=pa&_sort=_id", "patient=pa&_sort=date", "patient=pa&date=ge2000-01-01&_sort=-date", "patient=pa&status=final"} {
+				var got []string
+				sq := query(t, []string{"Observation"}, nil, q+"&_count=1")
+				for i := 0; i < 5; i++ {
+					page, err := fs.SearchAccess(ctx, tenant, sq, tc.f)
+					if err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+					got = append(got, keysOf(page.Matches)...)
+					if page.Next == "" {
+						break
+					}
+					next := *sq
+					next.Cursor = page.Next
+					sq = &next
 				}
-				got = append(got, keysOf(page.Matches)...)
-				if page.Next == "" {
-					break
+				if !sameSet(got, tc.want) {
+					t.Fatalf("%s under a filter, in pages of one: %v, want %v", q, got, tc.want)
 				}
-				next := *sq
-				next.Cursor = page.Next
-				sq = &next
-			}
-			if !sameSet(got, O("o4", "o5")) {
-				t.Fatalf("%s under a filter, in pages of one: %v, want o4 and o5", q, got)
 			}
 		}
 	}
