@@ -384,21 +384,7 @@ func entryResource(in *bundleEntryIn, typ string) (body []byte, id string, err e
 	if len(in.Resource) == 0 || string(in.Resource) == "null" {
 		return nil, "", fhir.Errorf(fhir.KindInvalid, "the entry has no resource")
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(in.Resource))
-	if err := json.Compact(&buf, in.Resource); err != nil {
-		return nil, "", fhir.Errorf(fhir.KindInvalid, "the entry's resource is not valid JSON: %v", err)
-	}
-	body = buf.Bytes()
-	rt, id, err := fhir.Envelope(body)
-	if err != nil {
-		return nil, "", err
-	}
-	if rt != typ {
-		return nil, "", &fhir.Error{Kind: fhir.KindInvalid, Expression: []string{"resourceType"},
-			Message: fmt.Sprintf("resourceType %q does not match the type %q of request.url", rt, typ)}
-	}
-	return body, id, nil
+	return compactResource(in.Resource, typ, "the entry's resource", "request.url")
 }
 
 // entryPatch reads the patch of a PATCH entry: a Binary holding a JSON Patch,

@@ -63,9 +63,16 @@ func (h *Handler) readResource(r *http.Request, typ string) (body []byte, id str
 	if !utf8.Valid(raw) {
 		return nil, "", fhir.Errorf(fhir.KindInvalid, "the request body is not valid UTF-8")
 	}
+	return compactResource(raw, typ, "the request body", "the URL")
+}
+
+// compactResource compacts the JSON resource raw (named what in errors)
+// and checks that its resourceType is typ, the type named by url.
+func compactResource(raw []byte, typ, what, url string) (body []byte, id string, err error) {
 	var buf bytes.Buffer
+	buf.Grow(len(raw))
 	if err := json.Compact(&buf, raw); err != nil {
-		return nil, "", fhir.Errorf(fhir.KindInvalid, "the request body is not valid JSON: %v", err)
+		return nil, "", fhir.Errorf(fhir.KindInvalid, "%s is not valid JSON: %v", what, err)
 	}
 	body = buf.Bytes()
 	rt, id, err := fhir.Envelope(body)
@@ -74,7 +81,7 @@ func (h *Handler) readResource(r *http.Request, typ string) (body []byte, id str
 	}
 	if rt != typ {
 		return nil, "", &fhir.Error{Kind: fhir.KindInvalid, Expression: []string{"resourceType"},
-			Message: fmt.Sprintf("resourceType %q does not match the type %q of the URL", rt, typ)}
+			Message: fmt.Sprintf("resourceType %q does not match the type %q of %s", rt, typ, url)}
 	}
 	return body, id, nil
 }
