@@ -442,10 +442,8 @@ func (c *compiler) groupedSort(sc scope, q *search.Query, sets []cond, anchor in
 	if k.Code != cl.Code || k.Param == nil || k.Param.Type != fhir.SearchParamDate {
 		return false
 	}
-	key := "min(" + a.alias + ".low)"
-	if k.Descending {
-		key = "max(" + a.alias + ".high)"
-	}
+	agg, col := dateKey(k)
+	key := agg + "(" + a.alias + "." + col + ")"
 	rows := slices.Clone(sets)
 	whole := *a
 	whole.sel = a.rows
@@ -469,14 +467,26 @@ func (c *compiler) patientSortKey(r string, q *search.Query, k search.SortKey) (
 		return "", false
 	}
 	g := c.alias("g")
-	agg, col := "min", ".low"
-	if k.Descending {
-		agg, col = "max", ".high"
-	}
-	c.sortJoin += " LEFT JOIN (SELECT " + g + "x.id AS id, " + agg + "(" + g + "x" + col + ") AS k FROM idx_date " + g + "x WHERE " + g + "x.tenant = " + c.tenant +
-		" AND " + g + "x.patient = " + c.bind(c.patient) + " AND " + g + "x.patient <> '' AND " + g + "x.type = " + c.bind(q.Types[0]) + " AND " + g + "x.param = " + c.bind(k.Code) +
+	agg, col := dateKey(k)
+	c.sortJoin += " LEFT JOIN (SELECT " + g + "x.id AS id, " + agg + "(" + g + "x." + col + ") AS k " + c.patientDates(g+"x", q.Types[0], k.Code) +
 		" GROUP BY " + g + "x.id) " + g + " ON " + g + ".id = " + r + ".id"
 	return g + ".k", true
+}
+
+// dateKey is the aggregate and column of a date sort key (as sortKeys):
+// the earliest start ascending, the latest end descending.
+func dateKey(k search.SortKey) (agg, col string) {
+	if k.Descending {
+		return "max", "high"
+	}
+	return "min", "low"
+}
+
+// patientDates selects, as alias x, the date rows of parameter code of the
+// resources of type typ that refer to the search's patient.
+func (c *compiler) patientDates(x, typ, code string) string {
+	return "FROM idx_date " + x + " WHERE " + x + ".tenant = " + c.tenant + " AND " + x + ".patient = " + c.bind(c.patient) +
+		" AND " + x + ".patient <> '' AND " + x + ".type = " + c.bind(typ) + " AND " + x + ".param = " + c.bind(code)
 }
 
 // withPatientKey adds to ids (of matches of type typ in a search by one
@@ -486,13 +496,9 @@ func (c *compiler) patientSortKey(r string, q *search.Query, k search.SortKey) (
 // nested the join (400 × 200 rows compared per search under a patient's
 // token).
 func (c *compiler) withPatientKey(ids, typ string, k search.SortKey) string {
-	agg, col := "min", "low"
-	if k.Descending {
-		agg, col = "max", "high"
-	}
+	agg, col := dateKey(k)
 	return "SELECT u.id AS id, " + agg + "(u.k) AS k FROM (SELECT x.id AS id, 1 AS m, CAST(NULL AS bigint) AS k FROM (" + ids + ") x" +
-		" UNION ALL SELECT gx.id, 0, gx." + col + " FROM idx_date gx WHERE gx.tenant = " + c.tenant + " AND gx.patient = " + c.bind(c.patient) +
-		" AND gx.patient <> '' AND gx.type = " + c.bind(typ) + " AND gx.param = " + c.bind(k.Code) + ") u GROUP BY u.id HAVING max(u.m) = 1"
+		" UNION ALL SELECT gx.id, 0, gx." + col + " " + c.patientDates("gx", typ, k.Code) + ") u GROUP BY u.id HAVING max(u.m) = 1"
 }
 
 // onePatient returns X when cl is patient=X or patient=Patient/X: one
